@@ -1,0 +1,133 @@
+// The `smp` command line.
+#include <smp/conformance.h>
+#include <smp/smp.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+int run_info(const std::string& arch, const std::vector<std::string>& words) {
+  auto model = smp::create_model(arch, words);
+  const auto table = model->encoder().features_info_str();
+  std::cout << (table.empty() ? "(this encoder has no features table)" : table) << "\n";
+  return 0;
+}
+
+int run_conformance(const std::vector<std::string>& paths) {
+  int passed = 0, failed = 0, unsupported = 0;
+  for (const auto& root : paths) {
+    for (const auto& dir : smp::conformance::find_cases(root)) {
+      for (const auto& r : smp::conformance::run_path(dir)) {
+        const char* word = r.status == smp::conformance::Status::kPass   ? "PASS"
+                           : r.status == smp::conformance::Status::kFail ? "FAIL"
+                                                                         : "UNSUPPORTED";
+        std::cout << fmt::format("{} {} max_rel_err={:.3g}", word, r.path, r.max_rel_error);
+        if (!r.message.empty()) std::cout << "  (" << r.message << ")";
+        std::cout << std::endl;
+        (r.status == smp::conformance::Status::kPass ? passed
+         : r.status == smp::conformance::Status::kFail ? failed
+                                                       : unsupported)++;
+      }
+    }
+  }
+  std::cout << fmt::format("{} passed, {} failed, {} unsupported", passed, failed, unsupported) << std::endl;
+  return failed ? 1 : 0;
+}
+
+int run_list_encoders(const std::string& pattern) {
+  for (const auto& name : smp::timm::list_models(pattern)) {
+    auto backbone = smp::timm::create_features(name);
+    std::vector<std::string> channels, reductions;
+    for (const auto& f : backbone->feature_info()) {
+      channels.push_back(std::to_string(f.num_chs));
+      reductions.push_back(std::to_string(f.reduction));
+    }
+    int64_t params = 0;
+    for (const auto& p : backbone->parameters()) params += p.numel();
+    std::cout << fmt::format("tu-{:<40} channels [{}]  reductions [{}]  params {:.1f}M\n", name, fmt::join(channels, ", "),
+                             fmt::join(reductions, ", "), static_cast<double>(params) / 1e6);
+  }
+  return 0;
+}
+
+// Draws a seeded scene of coloured shapes on a textured background: [3, H, W] in [0, 1].
+torch::Tensor demo_image(int64_t size) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  auto img = torch::rand({3, size, size}, gen) * 0.2 + 0.4;
+  auto ys = torch::arange(size).view({size, 1}).expand({size, size});
+  auto xs = torch::arange(size).view({1, size}).expand({size, size});
+  auto disk = (ys - size / 3).pow(2) + (xs - size / 3).pow(2) < (size / 6) * (size / 6);
+  auto square = (ys > size / 2) & (ys < size * 5 / 6) & (xs > size / 2) & (xs < size * 5 / 6);
+  img.index_put_({0}, torch::where(disk, torch::ones_like(img[0]), img[0]));
+  img.index_put_({2}, torch::where(square, torch::ones_like(img[2]), img[2]));
+  return img;
+}
+
+int run_demo(const std::string& out_dir) {
+  const auto start = std::chrono::steady_clock::now();
+  auto model = smp::Unet(smp::UnetOptions().encoder_name("tu-resnet18").classes(3));
+  std::cout << model->encoder().features_info_str() << "\n";
+  auto image = demo_image(256);
+  const auto mean = torch::tensor(model->encoder().mean()).view({3, 1, 1});
+  const auto std = torch::tensor(model->encoder().std()).view({3, 1, 1});
+  auto out = model->predict(((image - mean) / std).unsqueeze(0));
+  auto mask = out.mask.argmax(1)[0];
+  fs::create_directories(out_dir);
+  smp::image::write_rgb((fs::path(out_dir) / "demo_image.png").string(), image);
+  smp::image::write_mask((fs::path(out_dir) / "demo_mask.png").string(), mask);
+  const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << fmt::format("Segmented a {}x{} image with an untrained Unet(tu-resnet18): wrote {}/demo_image.png and "
+                           "{}/demo_mask.png in {:.2f} s\n",
+                           image.size(1), image.size(2), out_dir, out_dir, seconds);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"smp: segmentation models with timm backbones, in C++"};
+  app.require_subcommand(1);
+  int threads = 0;
+  std::string log_level;
+  app.add_option("--threads", threads, "LibTorch threads (default: SMP_NUM_THREADS, else all cores)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default: SMP_LOG_LEVEL or info)");
+
+  std::string arch;
+  std::vector<std::string> words;
+  auto* info = app.add_subcommand("info", "Print a model's encoder features table");
+  info->add_option("arch", arch, "Architecture, e.g. Unet")->required();
+  info->add_option("options", words, "key=value model options, e.g. encoder_name=tu-resnet18 encoder_depth=3");
+
+  std::vector<std::string> paths;
+  auto* conformance = app.add_subcommand("conformance", "Run reference fixture cases and compare");
+  conformance->add_option("paths", paths, "Case folders or folders of cases")->required();
+
+  std::string pattern;
+  auto* list = app.add_subcommand("list-encoders", "List timm encoders with their features");
+  list->add_option("pattern", pattern, "Shell-style filter, e.g. 'resnet*'");
+
+  std::string out_dir = "demo_output";
+  auto* demo = app.add_subcommand("demo", "Build Unet(tu-resnet18), print its table, segment a generated image");
+  demo->add_option("--out", out_dir, "Output folder");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (!log_level.empty()) smp::log::set_level(log_level);
+    smp::configure_threads(threads);
+    if (*info) return run_info(arch, words);
+    if (*conformance) return run_conformance(paths);
+    if (*list) return run_list_encoders(pattern);
+    if (*demo) return run_demo(out_dir);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 2;
+  }
+  return 0;
+}

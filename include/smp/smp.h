@@ -1,0 +1,18 @@
+// smp-cpp: segmentation models with timm backbones in C++. One include for the whole public API.
+#pragma once
+
+#include <smp/encoders.h>
+#include <smp/image.h>
+#include <smp/io.h>
+#include <smp/log.h>
+#include <smp/models.h>
+#include <smp/modules.h>
+#include <smp/timm.h>
+
+namespace smp {
+
+// Sets LibTorch's intra-op thread count: `threads` > 0, else SMP_NUM_THREADS, else all cores.
+// Returns the count in use.
+int configure_threads(int threads = 0);
+
+}  // namespace smp

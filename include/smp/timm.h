@@ -1,0 +1,122 @@
+// timm backbones in C++: the model registry, feature metadata and timm's features_only wrapper.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace smp::timm {
+
+// One feature map a backbone can return: timm's feature_info entry.
+struct FeatureInfo {
+  std::string module;  // dotted module name in the full model, e.g. "layer1", "stages.0"
+  int64_t num_chs = 0;
+  int64_t reduction = 1;  // input size / feature size
+};
+
+// timm.create_model keyword arguments that matter for segmentation backbones.
+struct ModelArgs {
+  // Build the backbone for feature extraction only (no classifier). Set by create_features().
+  TORCH_ARG(bool, features_only) = false;
+  // Indices into Backbone::feature_info(); empty = the family's default selection.
+  TORCH_ARG(std::vector<int64_t>, out_indices) = {};
+  TORCH_ARG(int64_t, in_chans) = 3;
+  // 8, 16 or 32 (the default); families without dilation support reject anything but 32.
+  TORCH_ARG(int64_t, output_stride) = 32;
+  TORCH_ARG(int64_t, num_classes) = 1000;
+  // Path of a checkpoint (safetensors) to load after construction; empty = none.
+  TORCH_ARG(std::string, pretrained) = "";
+};
+
+// How timm's features_only wrapper renames a family's parameters.
+enum class FeatureWrap {
+  // FeatureListNet: the top-level children, in order, up to the last selected feature; children
+  // listed in `flattened_children()` are replaced by their own children named "<child>_<i>".
+  kModuleList,
+  // FeatureGetterNet: the pruned model under "model.".
+  kGetter,
+};
+
+// Base of every backbone. Submodules are registered under timm's exact names, so the full model's
+// named_parameters()/named_buffers() are the keys of timm's checkpoint files.
+class BackboneImpl : public torch::nn::Module {
+ public:
+  // Every feature the family exposes, in order; out_indices index into this list.
+  const std::vector<FeatureInfo>& feature_info() const { return feature_info_; }
+  // timm's default out_indices for features_only.
+  virtual std::vector<int64_t> default_out_indices() const;
+  // Feature maps (NCHW) for the given ascending indices into feature_info().
+  virtual std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
+                                                           const std::vector<int64_t>& indices) = 0;
+  // Classifier logits; only valid for a model built without features_only.
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+
+  virtual FeatureWrap feature_wrap() const { return FeatureWrap::kModuleList; }
+  virtual std::vector<std::string> flattened_children() const { return {}; }
+  // Name of the first convolution's weight owner (timm's pretrained_cfg["first_conv"]), used to
+  // adapt 3-channel checkpoints to other in_chans.
+  virtual std::string first_conv() const = 0;
+
+ protected:
+  std::vector<FeatureInfo> feature_info_;
+};
+
+using Backbone = std::shared_ptr<BackboneImpl>;
+using Constructor = std::function<Backbone(const ModelArgs&)>;
+
+// Registry metadata of one model name.
+struct ModelEntry {
+  std::string name;
+  std::string family;  // source family, e.g. "resnet"
+  Constructor create;
+  std::vector<double> mean = {0.485, 0.456, 0.406};  // preprocessing (timm pretrained_cfg)
+  std::vector<double> std = {0.229, 0.224, 0.225};
+};
+
+void register_model(ModelEntry entry);
+// Sorted model names matching a shell-style pattern ("resnet*", "*xcit*"); empty = all.
+std::vector<std::string> list_models(const std::string& pattern = "");
+const ModelEntry& model_entry(const std::string& name);  // throws with close matches if unknown
+bool is_model(const std::string& name);
+
+// timm.create_model(name, **args) without features_only: the full classifier.
+Backbone create_model(const std::string& name, const ModelArgs& args = {});
+
+// timm.create_model(name, features_only=True, **args).
+class FeaturesImpl : public torch::nn::Module {
+ public:
+  FeaturesImpl(Backbone backbone, std::vector<int64_t> out_indices);
+  std::vector<torch::Tensor> forward(const torch::Tensor& x);
+  // Also switches the backbone, which drives the forward pass but is not always a child here.
+  void train(bool on = true) override;
+
+  // The selected features, in output order.
+  const std::vector<FeatureInfo>& feature_info() const { return selected_info_; }
+  const std::vector<int64_t>& out_indices() const { return out_indices_; }
+  BackboneImpl& backbone() { return *backbone_; }
+
+  // The full-model key ("layer1.0.conv1.weight") of a key of this module ("stages_0.x" or
+  // "model.x" forms); empty when the key is not one of this module's names.
+  std::string to_base_key(const std::string& key) const;
+  // This module's key for a full-model key; empty when the full-model key was pruned (classifier).
+  std::string from_base_key(const std::string& base_key) const;
+
+ private:
+  Backbone backbone_;
+  std::vector<int64_t> out_indices_;
+  std::vector<FeatureInfo> selected_info_;
+  // (this module's child name, full-model path) for every registered child.
+  std::vector<std::pair<std::string, std::string>> aliases_;
+  mutable std::set<std::string> own_keys_;  // filled on first use of from_base_key
+};
+TORCH_MODULE(Features);
+
+Features create_features(const std::string& name, const ModelArgs& args = {});
+
+}  // namespace smp::timm

@@ -1,0 +1,52 @@
+#include <smp/models.h>
+
+#include <fmt/format.h>
+
+namespace smp {
+
+void SegmentationModelImpl::set_encoder(Encoder encoder) { encoder_ = register_module("encoder", std::move(encoder)); }
+
+void SegmentationModelImpl::set_heads(torch::nn::Sequential segmentation_head, const std::optional<AuxParams>& aux) {
+  segmentation_head_ = register_module("segmentation_head", std::move(segmentation_head));
+  if (aux)
+    classification_head_ =
+        register_module("classification_head", classification_head(encoder_->out_channels().back(), *aux));
+}
+
+void SegmentationModelImpl::check_input_shape(const torch::Tensor& x) const {
+  const auto in_channels = encoder_->out_channels().front();
+  if (x.dim() != 4)
+    throw std::invalid_argument(fmt::format("Expected a 4-d input [batch, {}, height, width], got a {}-d tensor",
+                                            in_channels, x.dim()));
+  if (x.size(1) != in_channels)
+    throw std::invalid_argument(fmt::format(
+        "Wrong number of input channels: the model takes {} (in_channels={}), the input has {}. Convert the images "
+        "or build the model with in_channels={}.",
+        in_channels, in_channels, x.size(1), x.size(1)));
+  if (!requires_divisible_input_shape_) return;
+  const auto h = x.size(2), w = x.size(3), s = encoder_->output_stride();
+  if (h % s != 0 || w % s != 0) {
+    auto up = [s](int64_t v) { return v % s ? (v / s + 1) * s : v; };
+    throw std::invalid_argument(fmt::format(
+        "Wrong input shape height={}, width={}. Expected image height and width divisible by {}. Consider pad your "
+        "images to shape ({}, {}).",
+        h, w, s, up(h), up(w)));
+  }
+}
+
+SegmentationOutput SegmentationModelImpl::forward_all(const torch::Tensor& x) {
+  check_input_shape(x);
+  auto features = encoder_->forward(x);
+  SegmentationOutput out;
+  out.mask = segmentation_head_->forward(decode(features));
+  if (classification_head_) out.label = classification_head_->forward(features.back());
+  return out;
+}
+
+SegmentationOutput SegmentationModelImpl::predict(const torch::Tensor& x) {
+  if (is_training()) eval();
+  torch::InferenceMode guard;
+  return forward_all(x);
+}
+
+}  // namespace smp

@@ -1,0 +1,246 @@
+#include <smp/conformance.h>
+#include <smp/fill.h>
+#include <smp/io.h>
+#include <smp/log.h>
+#include <smp/models.h>
+#include <smp/timm.h>
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "conformance/kinds.h"
+#include "util/strings.h"
+
+namespace smp::conformance {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path.string() + ": cannot open");
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(path.string() + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+std::vector<int64_t> shape_of(const json& j) { return j.get<std::vector<int64_t>>(); }
+
+// Every entry of `expected` ({name, shape}) must exist in `got` with that shape, and nothing else.
+std::string check_names(const io::TensorMap& got, const json& expected, const std::string& what) {
+  std::set<std::string> wanted;
+  for (const auto& e : expected) {
+    const auto name = e["name"].get<std::string>();
+    wanted.insert(name);
+    auto it = got.find(name);
+    if (it == got.end()) return fmt::format("{}: missing key {}", what, name);
+    if (it->second.sizes().vec() != shape_of(e["shape"]))
+      return fmt::format("{}: {} has shape {} but the reference has {}", what, name, fmt::join(it->second.sizes(), "x"),
+                         fmt::join(shape_of(e["shape"]), "x"));
+  }
+  for (const auto& [name, t] : got)
+    if (!wanted.count(name)) return fmt::format("{}: extra key {}", what, name);
+  return "";
+}
+
+torch::Tensor filled_input(const json& spec) {
+  return fill::input(spec["input"]["name"].get<std::string>(), shape_of(spec["input"]["shape"]));
+}
+
+CaseResult unsupported(const std::string& why) {
+  CaseResult r;
+  r.status = Status::kUnsupported;
+  r.message = why;
+  return r;
+}
+
+CaseResult fail(const std::string& why) {
+  CaseResult r;
+  r.status = Status::kFail;
+  r.message = why;
+  return r;
+}
+
+std::vector<CaseResult> run_features_info(const fs::path& dir) {
+  std::vector<CaseResult> results;
+  for (const auto& c : read_json(dir / "cases.json")) {
+    CaseResult r;
+    r.path = (dir / c["name"].get<std::string>()).string();
+    try {
+      auto args = c["args"].get<std::vector<std::string>>();
+      const std::string arch = args.front();
+      args.erase(args.begin());
+      std::ifstream in(dir / c["expected"].get<std::string>());
+      std::stringstream expected;
+      expected << in.rdbuf();
+      log::Capture capture;
+      auto model = create_model(arch, args);
+      const auto got = model->encoder().features_info_str() + "\n";
+      std::vector<std::pair<std::string, std::string>> want;
+      for (const auto& line : c["log"]) want.emplace_back(line[0].get<std::string>(), line[1].get<std::string>());
+      if (got != expected.str()) {
+        r.message = "features_info_str differs from " + c["expected"].get<std::string>() + ":\n" + got;
+      } else if (capture.lines() != want) {
+        r.message = "log lines differ:";
+        for (const auto& [level, msg] : capture.lines()) r.message += "\n  " + level + ": " + msg;
+      } else {
+        r.status = Status::kPass;
+      }
+    } catch (const std::exception& e) {
+      r.message = e.what();
+    }
+    results.push_back(r);
+  }
+  return results;
+}
+
+}  // namespace
+
+double relative_error(const at::Tensor& got, const at::Tensor& expected) {
+  auto g = got.to(torch::kFloat64), e = expected.to(torch::kFloat64);
+  const double scale = std::max(e.numel() ? e.abs().max().item<double>() : 0.0, 1e-12);
+  return g.numel() ? (g - e).abs().max().item<double>() / scale : 0.0;
+}
+
+void compare_tensors(const io::TensorMap& got, const io::TensorMap& expected, double rtol, CaseResult& result) {
+  result.status = Status::kPass;
+  for (const auto& [name, want] : expected) {
+    auto it = got.find(name);
+    if (it == got.end()) {
+      result.status = Status::kFail;
+      result.message = "no output named " + name;
+      return;
+    }
+    if (it->second.sizes() != want.sizes()) {
+      result.status = Status::kFail;
+      result.message = fmt::format("{}: shape {} vs expected {}", name, fmt::join(it->second.sizes(), "x"),
+                                   fmt::join(want.sizes(), "x"));
+      return;
+    }
+    if (!want.is_floating_point()) {
+      if (!torch::equal(it->second.to(want.scalar_type()), want)) {
+        result.status = Status::kFail;
+        result.message = name + ": integer values differ";
+      }
+      continue;
+    }
+    const double err = relative_error(it->second, want);
+    if (!(err <= rtol) && result.status == Status::kPass) {  // NaN fails too
+      result.status = Status::kFail;
+      result.message = fmt::format("{}: max relative error {:.3g} > rtol {:.3g}", name, err, rtol);
+    }
+    result.max_rel_error = std::max(result.max_rel_error, std::isnan(err) ? INFINITY : err);
+  }
+}
+
+CaseResult run_timm_case(const std::string& dir, const json& spec) {
+  const auto name = spec["model"].get<std::string>();
+  if (!timm::is_model(name)) return unsupported("timm model '" + name + "' is not ported yet");
+  timm::ModelArgs args;
+  const auto& kw = spec["kwargs"];
+  if (kw.contains("in_chans")) args.in_chans(kw["in_chans"].get<int64_t>());
+  if (kw.contains("output_stride")) args.output_stride(kw["output_stride"].get<int64_t>());
+  for (const auto& [key, value] : kw.items())
+    if (key != "in_chans" && key != "output_stride") return unsupported("timm kwarg '" + key + "'");
+
+  auto features = timm::create_features(name, args);
+  features->eval();
+  const timm::FeaturesImpl& f = *features;
+  fill::fill_module(*features, [&f](const std::string& key) { return f.to_base_key(key); });
+
+  const auto own = io::state_dict(*features);
+  if (auto problem = check_names(own, spec["state_dict"], "features-only state_dict"); !problem.empty())
+    return fail(problem);
+  for (const auto& e : spec["state_dict"])
+    if (features->to_base_key(e["name"].get<std::string>()) != e["base"].get<std::string>())
+      return fail(fmt::format("{} maps to base key '{}', reference: '{}'", e["name"].get<std::string>(),
+                              features->to_base_key(e["name"].get<std::string>()), e["base"].get<std::string>()));
+  auto full = timm::create_model(name, args);
+  if (auto problem = check_names(io::state_dict(*full), spec["base_state_dict"], "full-model state_dict");
+      !problem.empty())
+    return fail(problem);
+  const auto& info = features->feature_info();
+  if (info.size() != spec["feature_info"].size()) return fail("feature_info has a different length");
+  for (size_t i = 0; i < info.size(); ++i) {
+    const auto& e = spec["feature_info"][i];
+    if (info[i].module != e["module"].get<std::string>() || info[i].num_chs != e["num_chs"].get<int64_t>() ||
+        info[i].reduction != e["reduction"].get<int64_t>())
+      return fail(fmt::format("feature_info[{}] is ({}, {}, {}), reference ({}, {}, {})", i, info[i].module,
+                              info[i].num_chs, info[i].reduction, e["module"].get<std::string>(),
+                              e["num_chs"].get<int64_t>(), e["reduction"].get<int64_t>()));
+  }
+
+  torch::NoGradGuard no_grad;
+  auto outputs = features->forward(filled_input(spec));
+  io::TensorMap got;
+  for (size_t i = 0; i < outputs.size(); ++i) got["feature." + std::to_string(i)] = outputs[i];
+  CaseResult r;
+  compare_tensors(got, io::read_safetensors((fs::path(dir) / "expected.safetensors").string()).tensors,
+                  spec["rtol"].get<double>(), r);
+  return r;
+}
+
+CaseResult run_smp_model_case(const std::string& dir, const json& spec) {
+  const auto arch = spec["arch"].get<std::string>();
+  const auto archs = list_architectures();
+  if (std::find(archs.begin(), archs.end(), arch) == archs.end())
+    return unsupported("architecture " + arch + " is not ported yet");
+  const auto encoder = spec["kwargs"].value("encoder_name", std::string("resnet34"));
+  if (!util::starts_with(encoder, "tu-") || !timm::is_model(encoder.substr(3)))
+    return unsupported("encoder " + encoder + " is not ported yet");
+
+  auto model = create_model(arch, spec["kwargs"]);
+  model->eval();
+  fill::fill_module(*model);
+  if (auto problem = check_names(io::state_dict(*model), spec["state_dict"], "state_dict"); !problem.empty())
+    return fail(problem);
+  torch::NoGradGuard no_grad;
+  auto out = model->forward_all(filled_input(spec));
+  io::TensorMap got{{"mask", out.mask}};
+  if (out.label.defined()) got["label"] = out.label;
+  CaseResult r;
+  compare_tensors(got, io::read_safetensors((fs::path(dir) / "expected.safetensors").string()).tensors,
+                  spec["rtol"].get<double>(), r);
+  return r;
+}
+
+std::vector<std::string> find_cases(const std::string& root) {
+  std::vector<std::string> out;
+  if (fs::exists(fs::path(root) / "case.json") || fs::exists(fs::path(root) / "cases.json")) return {root};
+  if (!fs::is_directory(root)) throw std::runtime_error(root + ": not a case folder or a directory of cases");
+  for (const auto& entry : fs::recursive_directory_iterator(root))
+    if (entry.is_regular_file() && (entry.path().filename() == "case.json" || entry.path().filename() == "cases.json"))
+      out.push_back(entry.path().parent_path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<CaseResult> run_path(const std::string& path) {
+  const fs::path dir(path);
+  if (fs::exists(dir / "cases.json")) return run_features_info(dir);
+  CaseResult r;
+  try {
+    const auto spec = read_json(dir / "case.json");
+    const auto kind = spec.value("kind", std::string());
+    if (kind == "timm_features") {
+      r = run_timm_case(path, spec);
+    } else if (kind == "smp_model") {
+      r = run_smp_model_case(path, spec);
+    } else {
+      r = unsupported("case kind '" + kind + "'");
+    }
+  } catch (const std::exception& e) {
+    r = fail(e.what());
+  }
+  r.path = path;
+  return {r};
+}
+
+}  // namespace smp::conformance

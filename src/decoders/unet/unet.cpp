@@ -1,0 +1,130 @@
+#include <smp/models.h>
+
+#include <fmt/format.h>
+
+#include "models/options_json.h"
+#include "util/strings.h"
+
+namespace smp {
+
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+
+namespace {
+
+F::InterpolateFuncOptions::mode_t interpolation_mode(const std::string& name) {
+  if (name == "nearest") return torch::kNearest;
+  if (name == "bilinear") return torch::kBilinear;
+  if (name == "bicubic") return torch::kBicubic;
+  if (name == "area") return torch::kArea;
+  if (name == "nearest-exact") return torch::kNearestExact;
+  throw std::invalid_argument("decoder_interpolation must be one of nearest, bilinear, bicubic, area, nearest-exact; got '" +
+                              name + "'");
+}
+
+class UnetDecoderBlockImpl : public nn::Module {
+ public:
+  UnetDecoderBlockImpl(int64_t in, int64_t skip, int64_t out, const UnetOptions& o)
+      : mode_(interpolation_mode(o.decoder_interpolation())) {
+    conv1 = register_module("conv1", conv2d_relu(in + skip, out, 3, 1, 1, o.decoder_use_norm()));
+    attention1 = register_module("attention1", Attention(o.decoder_attention_type(), in + skip));
+    conv2 = register_module("conv2", conv2d_relu(out, out, 3, 1, 1, o.decoder_use_norm()));
+    attention2 = register_module("attention2", Attention(o.decoder_attention_type(), out));
+  }
+
+  torch::Tensor forward(torch::Tensor x, int64_t height, int64_t width, const torch::Tensor* skip) {
+    auto opts = F::InterpolateFuncOptions().size(std::vector<int64_t>{height, width}).mode(mode_);
+    if (c10::holds_alternative<torch::enumtype::kBilinear>(mode_) || c10::holds_alternative<torch::enumtype::kBicubic>(mode_))
+      opts.align_corners(false);
+    x = F::interpolate(x, opts);
+    if (skip) x = attention1->forward(torch::cat({x, *skip}, 1));
+    return attention2->forward(conv2->forward(conv1->forward(x)));
+  }
+
+ private:
+  F::InterpolateFuncOptions::mode_t mode_;
+  Block conv1{nullptr}, conv2{nullptr};
+  Attention attention1{nullptr}, attention2{nullptr};
+};
+TORCH_MODULE(UnetDecoderBlock);
+
+class UnetDecoderImpl : public nn::Module {
+ public:
+  UnetDecoderImpl(const std::vector<int64_t>& encoder_channels, const std::vector<int64_t>& decoder_channels,
+                  bool add_center_block, const UnetOptions& o) {
+    // Skips run from the deepest feature up; the input-resolution entry is not a skip.
+    std::vector<int64_t> enc(encoder_channels.rbegin(), encoder_channels.rend() - 1);
+    const int64_t head = enc.front();
+    if (add_center_block) {
+      center_ = register_module("center", nn::Sequential(conv2d_relu(head, head, 3, 1, 1, o.decoder_use_norm()),
+                                                         conv2d_relu(head, head, 3, 1, 1, o.decoder_use_norm())));
+    }
+    blocks_ = register_module("blocks", nn::ModuleList());
+    for (size_t i = 0; i < decoder_channels.size(); ++i) {
+      const int64_t in = i == 0 ? head : decoder_channels[i - 1];
+      const int64_t skip = i + 1 < enc.size() ? enc[i + 1] : 0;
+      blocks_->push_back(UnetDecoderBlock(in, skip, decoder_channels[i], o));
+    }
+  }
+
+  torch::Tensor forward(const std::vector<torch::Tensor>& features) {
+    // Targets: the spatial sizes of the features from the deepest one back up to the input.
+    std::vector<torch::Tensor> skips(features.rbegin() + 1, features.rend() - 1);
+    auto x = features.back();
+    if (center_) x = center_->forward(x);
+    for (size_t i = 0; i < blocks_->size(); ++i) {
+      const auto& target = features[features.size() - 2 - i];
+      const torch::Tensor* skip = i < skips.size() ? &skips[i] : nullptr;
+      x = blocks_[i]->as<UnetDecoderBlock>()->forward(x, target.size(2), target.size(3), skip);
+    }
+    return x;
+  }
+
+ private:
+  nn::Sequential center_{nullptr};
+  nn::ModuleList blocks_{nullptr};
+};
+TORCH_MODULE(UnetDecoder);
+
+const std::vector<detail::Field<UnetOptions>>& unet_fields() {
+  static const std::vector<detail::Field<UnetOptions>> fields = {
+      SMP_ENCODER_FIELDS(UnetOptions),           SMP_FIELD(UnetOptions, decoder_use_norm),
+      SMP_FIELD(UnetOptions, decoder_channels),  SMP_FIELD(UnetOptions, decoder_attention_type),
+      SMP_FIELD(UnetOptions, decoder_interpolation)};
+  return fields;
+}
+
+}  // namespace
+
+UnetImpl::UnetImpl(const UnetOptions& o) : SegmentationModelImpl("Unet", detail::options_to_json(unet_fields(), o)) {
+  requires_divisible_input_shape_ = false;
+  set_encoder(create_encoder(detail::encoder_options(o)));
+  const auto depth = encoder().depth();
+  const auto& channels = o.decoder_channels();
+  if (static_cast<int64_t>(channels.size()) < depth || (channels.size() != static_cast<size_t>(o.encoder_depth()) &&
+                                                        channels.size() != static_cast<size_t>(depth)))
+    throw std::invalid_argument(fmt::format("Model depth is {}, but you provide `decoder_channels` for {} blocks.",
+                                            o.encoder_depth(), channels.size()));
+  // A lowered encoder depth uses the first `depth` decoder channels.
+  std::vector<int64_t> used(channels.begin(), channels.begin() + depth);
+  const bool vgg = util::starts_with(o.encoder_name(), "vgg");
+  decoder_ = register_module("decoder", UnetDecoder(encoder().out_channels(), used, vgg, o));
+  set_heads(segmentation_head(used.back(), o.classes(), 3, o.activation()), o.aux_params());
+}
+
+torch::Tensor UnetImpl::decode(const std::vector<torch::Tensor>& features) {
+  return std::static_pointer_cast<UnetDecoderImpl>(decoder_)->forward(features);
+}
+
+void register_unet() {
+  detail::register_architecture({"Unet", [] {
+                                   std::vector<std::string> keys;
+                                   for (const auto& f : unet_fields()) keys.push_back(f.name);
+                                   return keys;
+                                 }(),
+                                 [](const nlohmann::json& kwargs) -> SegmentationModel {
+                                   return Unet(detail::options_from_json("Unet", unet_fields(), kwargs)).ptr();
+                                 }});
+}
+
+}  // namespace smp

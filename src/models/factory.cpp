@@ -1,0 +1,94 @@
+#include <smp/models.h>
+
+#include <mutex>
+
+#include "models/architectures.h"
+#include "models/options_json.h"
+#include "util/strings.h"
+
+namespace smp {
+
+namespace detail {
+
+namespace {
+std::map<std::string, ArchEntry>& arch_table() {
+  static std::map<std::string, ArchEntry> table;
+  return table;
+}
+
+const std::map<std::string, ArchEntry>& architectures() {
+  static std::once_flag once;
+  std::call_once(once, [] { register_unet(); });
+  return arch_table();
+}
+
+const ArchEntry& arch_entry(const std::string& arch) {
+  const auto& table = architectures();
+  auto it = table.find(arch);
+  if (it != table.end()) return it->second;
+  // smp's class names are case-sensitive; accept any case, as a user typing on a command line would.
+  for (const auto& [name, entry] : table)
+    if (util::to_lower(name) == util::to_lower(arch)) return entry;
+  throw std::invalid_argument("Unknown architecture '" + arch + "'." + util::did_you_mean(arch, list_architectures()) +
+                              " Available: " + util::join(list_architectures(), ", "));
+}
+}  // namespace
+
+void register_architecture(ArchEntry entry) {
+  auto name = entry.name;
+  arch_table()[name] = std::move(entry);
+}
+
+}  // namespace detail
+
+std::vector<std::string> list_architectures() {
+  std::vector<std::string> out;
+  for (const auto& [name, entry] : detail::architectures()) out.push_back(name);
+  return out;
+}
+
+std::vector<std::string> architecture_keys(const std::string& arch) { return detail::arch_entry(arch).keys; }
+
+SegmentationModel create_model(const std::string& arch, const nlohmann::json& kwargs) {
+  return detail::arch_entry(arch).build(kwargs);
+}
+
+SegmentationModel create_model(const std::string& arch, const std::vector<std::string>& words) {
+  return create_model(arch, parse_words(words));
+}
+
+nlohmann::json parse_words(const std::vector<std::string>& words) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& word : words) {
+    const auto eq = word.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::invalid_argument("expected key=value, got '" + word + "'");
+    const auto key = word.substr(0, eq);
+    const auto text = word.substr(eq + 1);
+    nlohmann::json value;
+    if (text == "None") {
+      value = nullptr;
+    } else if (text == "True" || text == "False") {
+      value = text == "True";
+    } else {
+      // Python literals inside lists/dicts too: None/True/False and single quotes.
+      std::string js = text;
+      for (auto [from, to] : {std::pair<std::string, std::string>{"None", "null"}, {"True", "true"}, {"False", "false"}})
+        for (size_t p = js.find(from); p != std::string::npos; p = js.find(from, p + to.size()))
+          if ((p == 0 || !std::isalnum(static_cast<unsigned char>(js[p - 1]))) &&
+              (p + from.size() == js.size() || !std::isalnum(static_cast<unsigned char>(js[p + from.size()]))))
+            js.replace(p, from.size(), to);
+      if (!js.empty() && (js.front() == '[' || js.front() == '{')) std::replace(js.begin(), js.end(), '\'', '"');
+      value = nlohmann::json::parse(js, nullptr, /*allow_exceptions=*/false);
+      if (value.is_discarded()) {
+        if (!js.empty() && (js.front() == '[' || js.front() == '{'))
+          throw std::invalid_argument("option '" + key + "': cannot read '" + text + "' as a list or object");
+        value = text;  // a bare word
+      }
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+}  // namespace smp

@@ -1,0 +1,87 @@
+#include <smp/timm.h>
+
+#include "util/strings.h"
+
+namespace smp::timm {
+
+namespace {
+// True when `path` is `prefix` or lies below it in the module tree.
+bool under(const std::string& path, const std::string& prefix) {
+  return prefix.empty() || path == prefix || util::starts_with(path, prefix + ".");
+}
+}  // namespace
+
+FeaturesImpl::FeaturesImpl(Backbone backbone, std::vector<int64_t> out_indices)
+    : backbone_(std::move(backbone)), out_indices_(std::move(out_indices)) {
+  const auto& info = backbone_->feature_info();
+  const auto n = static_cast<int64_t>(info.size());
+  if (out_indices_.empty()) throw std::invalid_argument("out_indices must not be empty");
+  for (auto& i : out_indices_) {
+    if (i < -n || i >= n)
+      throw std::invalid_argument("out_indices entry " + std::to_string(i) + " is out of range: the model has " +
+                                  std::to_string(n) + " features (indices 0.." + std::to_string(n - 1) + ")");
+    if (i < 0) i += n;
+  }
+  for (size_t k = 1; k < out_indices_.size(); ++k)
+    if (out_indices_[k] <= out_indices_[k - 1])
+      throw std::invalid_argument("out_indices must be strictly increasing");
+  for (auto i : out_indices_) selected_info_.push_back(info[static_cast<size_t>(i)]);
+
+  if (backbone_->feature_wrap() == FeatureWrap::kGetter) {
+    register_module("model", backbone_);
+    aliases_.emplace_back("model", "");
+    return;
+  }
+  // FeatureListNet: keep children up to the one that produces the last selected feature.
+  const std::string last = selected_info_.back().module;
+  const auto flattened = backbone_->flattened_children();
+  auto keep = [&](const std::string& alias, const std::string& path, std::shared_ptr<torch::nn::Module> child) {
+    register_module(alias, std::move(child));
+    aliases_.emplace_back(alias, path);
+    return under(last, path);  // true: this child is the last one needed
+  };
+  for (const auto& item : backbone_->named_children()) {
+    const auto& name = item.key();
+    if (std::find(flattened.begin(), flattened.end(), name) != flattened.end()) {
+      for (const auto& sub : item.value()->named_children())
+        if (keep(name + "_" + sub.key(), name + "." + sub.key(), sub.value())) return;
+    } else if (keep(name, name, item.value())) {
+      return;
+    }
+  }
+  throw std::logic_error("feature module '" + last + "' is not a child of the backbone");
+}
+
+std::vector<torch::Tensor> FeaturesImpl::forward(const torch::Tensor& x) {
+  return backbone_->forward_intermediates(x, out_indices_);
+}
+
+void FeaturesImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  backbone_->train(on);
+}
+
+std::string FeaturesImpl::to_base_key(const std::string& key) const {
+  for (const auto& [alias, path] : aliases_) {
+    if (!under(key, alias)) continue;
+    std::string rest = key.substr(alias.size());  // "" or ".param"
+    if (path.empty()) return rest.empty() ? rest : rest.substr(1);
+    return path + rest;
+  }
+  return "";
+}
+
+std::string FeaturesImpl::from_base_key(const std::string& base_key) const {
+  if (own_keys_.empty()) {
+    for (const auto& p : named_parameters()) own_keys_.insert(p.key());
+    for (const auto& b : named_buffers()) own_keys_.insert(b.key());
+  }
+  for (const auto& [alias, path] : aliases_) {
+    if (!under(base_key, path)) continue;
+    auto key = path.empty() ? alias + "." + base_key : alias + base_key.substr(path.size());
+    return own_keys_.count(key) ? key : "";
+  }
+  return "";
+}
+
+}  // namespace smp::timm

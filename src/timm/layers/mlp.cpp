@@ -1,0 +1,35 @@
+#include "timm/layers/mlp.h"
+
+namespace smp::timm::layers {
+
+namespace nn = torch::nn;
+
+MlpImpl::MlpImpl(const MlpOptions& o) : act_(get_act(o.act())) {
+  if (o.use_conv()) {
+    fc1_ = nn::AnyModule(register_module(
+        "fc1", nn::Conv2d(nn::Conv2dOptions(o.in_features(), o.hidden_features(), 1).bias(o.bias()))));
+    fc2_ = nn::AnyModule(register_module(
+        "fc2", nn::Conv2d(nn::Conv2dOptions(o.hidden_features(), o.out_features(), 1).bias(o.bias()))));
+  } else {
+    fc1_ = nn::AnyModule(register_module(
+        "fc1", nn::Linear(nn::LinearOptions(o.in_features(), o.hidden_features()).bias(o.bias()))));
+    fc2_ = nn::AnyModule(register_module(
+        "fc2", nn::Linear(nn::LinearOptions(o.hidden_features(), o.out_features()).bias(o.bias()))));
+  }
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return fc2_.forward(act_(fc1_.forward(x)));
+}
+
+LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({channels}));
+  bias = register_parameter("bias", torch::zeros({channels}));
+}
+
+torch::Tensor LayerNorm2dImpl::forward(const torch::Tensor& x) {
+  auto y = torch::layer_norm(x.permute({0, 2, 3, 1}), {x.size(1)}, weight, bias, eps_);
+  return y.permute({0, 3, 1, 2});
+}
+
+}  // namespace smp::timm::layers

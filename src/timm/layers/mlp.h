@@ -1,0 +1,44 @@
+// timm's Mlp (fc1 -> act -> fc2), as Linear layers or as 1x1 convolutions (ConvMlp style).
+#pragma once
+
+#include <torch/torch.h>
+
+#include "timm/layers/activations.h"
+
+namespace smp::timm::layers {
+
+struct MlpOptions {
+  MlpOptions(int64_t in_features, int64_t hidden_features)
+      : in_features_(in_features), hidden_features_(hidden_features), out_features_(in_features) {}
+  TORCH_ARG(int64_t, in_features);
+  TORCH_ARG(int64_t, hidden_features);
+  TORCH_ARG(int64_t, out_features);
+  TORCH_ARG(std::string, act) = "gelu";
+  TORCH_ARG(bool, bias) = true;
+  TORCH_ARG(bool, use_conv) = false;  // 1x1 convs over NCHW instead of Linear over the last dim
+};
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const MlpOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::AnyModule fc1_, fc2_;
+  ActFn act_;
+};
+TORCH_MODULE(Mlp);
+
+// LayerNorm over the channel dimension of an NCHW tensor (timm's LayerNorm2d).
+class LayerNorm2dImpl : public torch::nn::Module {
+ public:
+  explicit LayerNorm2dImpl(int64_t channels, double eps = 1e-6);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(LayerNorm2d);
+
+}  // namespace smp::timm::layers

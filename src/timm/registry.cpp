@@ -1,0 +1,100 @@
+#include <smp/io.h>
+#include <smp/timm.h>
+
+#include <mutex>
+
+#include "timm/families.h"
+#include "util/strings.h"
+
+namespace smp::timm {
+
+namespace {
+
+std::map<std::string, ModelEntry>& entries() {
+  static std::map<std::string, ModelEntry> table;
+  return table;
+}
+
+void register_all_families() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_xcit_family();
+  });
+}
+
+const std::map<std::string, ModelEntry>& registry() {
+  register_all_families();
+  return entries();
+}
+
+std::vector<std::string> all_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : registry()) names.push_back(name);
+  return names;
+}
+
+}  // namespace
+
+std::vector<int64_t> BackboneImpl::default_out_indices() const {
+  std::vector<int64_t> out(feature_info_.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<int64_t>(i);
+  return out;
+}
+
+void register_model(ModelEntry entry) {
+  auto name = entry.name;
+  entries()[name] = std::move(entry);
+}
+
+std::vector<std::string> list_models(const std::string& pattern) {
+  std::vector<std::string> out;
+  for (const auto& [name, entry] : registry())
+    if (pattern.empty() || util::glob_match(pattern, name)) out.push_back(name);
+  return out;
+}
+
+bool is_model(const std::string& name) { return registry().count(name) > 0; }
+
+const ModelEntry& model_entry(const std::string& name) {
+  auto it = registry().find(name);
+  if (it == registry().end())
+    throw std::invalid_argument("Unknown timm model '" + name + "'." + util::did_you_mean(name, all_names()) +
+                                " Run `smp list-encoders` for the full list.");
+  return it->second;
+}
+
+Backbone create_model(const std::string& name, const ModelArgs& args) {
+  const auto& entry = model_entry(name);
+  if (args.in_chans() < 1) throw std::invalid_argument("in_chans must be >= 1, got " + std::to_string(args.in_chans()));
+  if (args.output_stride() != 8 && args.output_stride() != 16 && args.output_stride() != 32)
+    throw std::invalid_argument("output_stride must be 8, 16 or 32, got " + std::to_string(args.output_stride()));
+  Backbone model = entry.create(args);
+  if (!args.pretrained().empty() && !args.features_only()) {
+    auto file = io::read_safetensors(args.pretrained());
+    io::load_state_dict(*model, file.tensors,
+                        io::LoadOptions().first_conv_weight(model->first_conv() + ".weight"));
+  }
+  return model;
+}
+
+Features create_features(const std::string& name, const ModelArgs& args) {
+  auto backbone_args = args;
+  backbone_args.features_only(true);
+  Backbone backbone = create_model(name, backbone_args);
+  auto indices = args.out_indices().empty() ? backbone->default_out_indices() : args.out_indices();
+  Features features(backbone, indices);
+  if (!args.pretrained().empty()) {
+    auto file = io::read_safetensors(args.pretrained());
+    auto own = io::state_dict(*features);
+    const FeaturesImpl& f = *features;
+    io::load_state_dict(*features, file.tensors,
+                        io::LoadOptions()
+                            .rename([&own, &f](const std::string& key) {
+                              return own.count(key) ? key : f.from_base_key(key);
+                            })
+                            .first_conv_weight(features->from_base_key(backbone->first_conv() + ".weight")));
+  }
+  return features;
+}
+
+}  // namespace smp::timm

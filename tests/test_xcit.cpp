@@ -1,0 +1,164 @@
+// XCiT behaviour the conformance fixtures do not cover: the registry, other variants' shapes,
+// features_only pruning for custom out_indices, the classifier path and argument errors.
+#include <gtest/gtest.h>
+#include <smp/fill.h>
+#include <smp/io.h>
+#include <smp/timm.h>
+#include <nlohmann/json.hpp>
+#include <fstream>
+
+namespace {
+
+using smp::timm::ModelArgs;
+
+std::vector<std::string> keys(const torch::nn::Module& m) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : smp::io::state_dict(m)) out.push_back(k);
+  return out;
+}
+
+bool has_prefix(const std::vector<std::string>& ks, const std::string& prefix) {
+  return std::any_of(ks.begin(), ks.end(), [&](const std::string& k) { return k.rfind(prefix, 0) == 0; });
+}
+
+TEST(Xcit, RegistersEveryTimmName) {
+  auto names = smp::timm::list_models("xcit_*");
+  EXPECT_EQ(names.size(), 28u);
+  for (const char* n : {"xcit_nano_12_p16_224", "xcit_nano_12_p8_384", "xcit_tiny_12_p16_384", "xcit_small_12_p8_224",
+                        "xcit_tiny_24_p8_384", "xcit_small_24_p16_224", "xcit_medium_24_p8_224",
+                        "xcit_large_24_p16_384", "xcit_large_24_p8_384"}) {
+    ASSERT_TRUE(smp::timm::is_model(n)) << n;
+    EXPECT_EQ(smp::timm::model_entry(n).family, "xcit");
+  }
+  EXPECT_FALSE(smp::timm::is_model("xcit_nano_24_p16_224"));
+}
+
+TEST(Xcit, FeatureInfoListsEveryBlockAndDefaultsToTheLastThree) {
+  auto f = smp::timm::create_features("xcit_small_24_p8_224");
+  const auto& all = f->backbone().feature_info();
+  ASSERT_EQ(all.size(), 24u);
+  EXPECT_EQ(all[0].module, "blocks.0");
+  EXPECT_EQ(all[0].num_chs, 384);
+  EXPECT_EQ(all[0].reduction, 8);
+  EXPECT_EQ(f->out_indices(), (std::vector<int64_t>{21, 22, 23}));
+  EXPECT_EQ(f->backbone().first_conv(), "patch_embed.proj.0.0");
+}
+
+TEST(Xcit, FeatureShapesFollowPatchSizeOnNonSquareInputs) {
+  torch::NoGradGuard no_grad;
+  for (auto [name, reduction, channels] : {std::tuple{"xcit_tiny_12_p8_384", 8, 192},
+                                           std::tuple{"xcit_nano_12_p16_224", 16, 128}}) {
+    auto f = smp::timm::create_features(name);
+    f->eval();
+    auto ys = f->forward(torch::randn({2, 3, 64, 96}));
+    ASSERT_EQ(ys.size(), 3u) << name;
+    for (const auto& y : ys)
+      EXPECT_EQ(y.sizes(), (std::vector<int64_t>{2, channels, 64 / reduction, 96 / reduction})) << name;
+  }
+}
+
+TEST(Xcit, FeaturesOnlyPrunesHeadAndLaterBlocks) {
+  torch::NoGradGuard no_grad;
+  auto f = smp::timm::create_features("xcit_nano_12_p16_224", ModelArgs().out_indices({1, -8}));
+  EXPECT_EQ(f->out_indices(), (std::vector<int64_t>{1, 4}));
+  auto ks = keys(*f);
+  EXPECT_EQ(f->named_parameters().begin()->key(), "model.cls_token");
+  EXPECT_TRUE(has_prefix(ks, "model.blocks.4."));
+  EXPECT_TRUE(has_prefix(ks, "model.pos_embed.token_projection."));
+  for (const char* gone : {"model.blocks.5.", "model.cls_attn_blocks.", "model.norm.", "model.head."})
+    EXPECT_FALSE(has_prefix(ks, gone)) << gone;
+
+  // The pruned model computes the same maps as the full one.
+  auto full = smp::timm::create_model("xcit_nano_12_p16_224");
+  smp::fill::fill_module(*full);
+  smp::fill::fill_module(*f, [&](const std::string& k) { return f->to_base_key(k); });
+  full->eval();
+  f->eval();
+  auto x = smp::fill::input("input", {1, 3, 48, 64});
+  auto got = f->forward(x);
+  auto want = full->forward_intermediates(x, {1, 4});
+  ASSERT_EQ(got.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(torch::equal(got[i], want[i])) << i;
+  EXPECT_THROW(f->backbone().forward_intermediates(x, {5}), std::invalid_argument);
+  EXPECT_THROW(f->backbone().forward(x), std::logic_error);
+}
+
+// Logits of the full models against timm (tests/data/xcit/classifier_logits.safetensors, from
+// smp-fill-v1 weights, num_classes=10 and a [2, 3, 64, 96] "input"). Covers the class-attention
+// blocks with and without tokens_norm, which features_only never builds.
+TEST(Xcit, ClassifierMatchesTimm) {
+  torch::NoGradGuard no_grad;
+  auto expected = smp::io::read_safetensors(std::string(SMP_TEST_DATA) + "/xcit/classifier_logits.safetensors");
+  auto x = smp::fill::input("input", {2, 3, 64, 96});
+  for (const char* name : {"xcit_nano_12_p16_224", "xcit_tiny_12_p16_224"}) {
+    auto model = smp::timm::create_model(name, ModelArgs().num_classes(10));
+    smp::fill::fill_module(*model);
+    model->eval();
+    auto got = model->forward(x);
+    const auto& want = expected.tensors.at(name);
+    ASSERT_EQ(got.sizes(), want.sizes()) << name;
+    double err = (got - want).abs().max().item<double>() / want.abs().max().item<double>();
+    EXPECT_LT(err, 1e-4) << name;
+  }
+}
+
+TEST(Xcit, FullModelKeysAndHeadlessVariant) {
+  auto model = smp::timm::create_model("xcit_nano_12_p8_224", ModelArgs().num_classes(0).in_chans(1));
+  auto ks = keys(*model);
+  EXPECT_TRUE(has_prefix(ks, "cls_attn_blocks.1.attn.q."));
+  EXPECT_TRUE(has_prefix(ks, "norm."));
+  EXPECT_FALSE(has_prefix(ks, "head."));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(model->forward(torch::randn({1, 1, 32, 32})).sizes(), (std::vector<int64_t>{1, 128}));
+}
+
+TEST(Xcit, RejectsUnsupportedArguments) {
+  try {
+    smp::timm::create_features("xcit_tiny_24_p16_224", ModelArgs().output_stride(16));
+    FAIL() << "expected an exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("output_stride=16"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(smp::timm::create_features("xcit_nano_12_p16_224", ModelArgs().out_indices({12})),
+               std::invalid_argument);
+}
+
+// TEMP fixture check
+TEST(Xcit, TempFixtures) {
+  torch::NoGradGuard no_grad;
+  for (const char* c : {"xcit_tiny_24_p16_224", "xcit_nano_12_p8_224", "xcit_small_12_p16_224"}) {
+    std::string dir = std::string(SMP_TEST_DATA) + "/fixtures/timm/" + c;
+    std::ifstream in(dir + "/case.json");
+    auto j = nlohmann::json::parse(in);
+    auto f = smp::timm::create_features(j["model"].get<std::string>());
+    auto ks = keys(*f);
+    std::vector<std::string> want;
+    for (auto& e : j["state_dict"]) {
+      want.push_back(e["name"]);
+      EXPECT_EQ(f->to_base_key(e["name"]), e["base"].get<std::string>());
+    }
+    auto sorted = want; std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(ks, sorted) << c;
+    std::vector<std::string> order;
+    for (auto& p : f->named_parameters()) order.push_back(p.key());
+    std::vector<std::string> wantp;
+    for (auto& e : j["state_dict"]) { auto n = e["name"].get<std::string>(); if (std::find(order.begin(), order.end(), n) != order.end()) wantp.push_back(n); }
+    EXPECT_EQ(order, wantp) << c;
+    smp::fill::fill_module(*f, [&](const std::string& k) { return f->to_base_key(k); });
+    f->eval();
+    auto x = smp::fill::input("input", j["input"]["shape"].get<std::vector<int64_t>>());
+    auto ys = f->forward(x);
+    auto exp = smp::io::read_safetensors(dir + "/expected.safetensors");
+    ASSERT_EQ(ys.size(), j["outputs"].size());
+    for (size_t i = 0; i < ys.size(); ++i) {
+      auto& w = exp.tensors.at("feature." + std::to_string(i));
+      ASSERT_EQ(ys[i].sizes(), w.sizes());
+      double err = (ys[i] - w).abs().max().item<double>() / w.abs().max().item<double>();
+      std::cout << c << " feature." << i << " rel err " << err << std::endl;
+      EXPECT_LE(err, j["rtol"].get<double>());
+    }
+  }
+}
+
+}  // namespace
