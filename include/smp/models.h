@@ -15,7 +15,8 @@
 namespace smp {
 
 // The options every architecture shares, with smp's keyword names. encoder_weights: "" (None), or
-// a safetensors path. (smp's default "imagenet" needs the hub download, which is not built yet.)
+// a safetensors path (smp's default "imagenet" needs the hub download, which is not built yet).
+// output_stride is what smp passes to the encoder through **kwargs (8, 16 or 32).
 #define SMP_ENCODER_MODEL_OPTIONS(DEFAULT_ENCODER)                   \
   TORCH_ARG(std::string, encoder_name) = DEFAULT_ENCODER;            \
   TORCH_ARG(int64_t, encoder_depth) = 5;                             \
@@ -25,7 +26,8 @@ namespace smp {
   TORCH_ARG(int64_t, in_channels) = 3;                               \
   TORCH_ARG(int64_t, classes) = 1;                                   \
   TORCH_ARG(std::string, activation) = "";                           \
-  TORCH_ARG(std::optional<AuxParams>, aux_params) = std::nullopt
+  TORCH_ARG(std::optional<AuxParams>, aux_params) = std::nullopt;  \
+  TORCH_ARG(int64_t, output_stride) = 32
 
 struct SegmentationOutput {
   torch::Tensor mask;
@@ -88,7 +90,7 @@ TORCH_MODULE(Unet);
 // Builds an architecture by name from smp keyword arguments (a JSON object, as config.json holds
 // them) or from key=value words as the command line takes them. Values read as JSON (null, true,
 // [0,2,4], "last", {"classes": 4}) or bare words (last, tu-resnet18); Python's None/True/False too.
-SegmentationModel create_model(const std::string& arch, const nlohmann::json& kwargs);
+SegmentationModel create_model_from_kwargs(const std::string& arch, const nlohmann::json& kwargs);
 SegmentationModel create_model(const std::string& arch, const std::vector<std::string>& words);
 // The architectures create_model knows, and each one's valid keyword names.
 std::vector<std::string> list_architectures();

@@ -5,6 +5,8 @@
 #include <smp/image.h>
 #include <smp/io.h>
 #include <smp/log.h>
+#include <smp/losses.h>
+#include <smp/metrics.h>
 #include <smp/models.h>
 #include <smp/modules.h>
 #include <smp/timm.h>

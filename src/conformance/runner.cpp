@@ -196,7 +196,7 @@ CaseResult run_smp_model_case(const std::string& dir, const json& spec) {
   if (!util::starts_with(encoder, "tu-") || !timm::is_model(encoder.substr(3)))
     return unsupported("encoder " + encoder + " is not ported yet");
 
-  auto model = create_model(arch, spec["kwargs"]);
+  auto model = create_model_from_kwargs(arch, spec["kwargs"]);
   model->eval();
   fill::fill_module(*model);
   if (auto problem = check_names(io::state_dict(*model), spec["state_dict"], "state_dict"); !problem.empty())
@@ -233,6 +233,10 @@ std::vector<CaseResult> run_path(const std::string& path) {
       r = run_timm_case(path, spec);
     } else if (kind == "smp_model") {
       r = run_smp_model_case(path, spec);
+    } else if (kind == "smp_loss") {
+      r = run_loss_case(path, spec);
+    } else if (kind == "smp_metric") {
+      r = run_metric_case(path, spec);
     } else {
       r = unsupported("case kind '" + kind + "'");
     }

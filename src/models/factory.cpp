@@ -49,12 +49,12 @@ std::vector<std::string> list_architectures() {
 
 std::vector<std::string> architecture_keys(const std::string& arch) { return detail::arch_entry(arch).keys; }
 
-SegmentationModel create_model(const std::string& arch, const nlohmann::json& kwargs) {
+SegmentationModel create_model_from_kwargs(const std::string& arch, const nlohmann::json& kwargs) {
   return detail::arch_entry(arch).build(kwargs);
 }
 
 SegmentationModel create_model(const std::string& arch, const std::vector<std::string>& words) {
-  return create_model(arch, parse_words(words));
+  return create_model_from_kwargs(arch, parse_words(words));
 }
 
 nlohmann::json parse_words(const std::vector<std::string>& words) {

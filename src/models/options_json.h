@@ -37,6 +37,9 @@ struct Field {
   std::string name;
   std::function<void(Options&, const json&)> read;
   std::function<json(const Options&)> write;
+  // Written to the config only when it differs from the default: smp passes such options through
+  // **kwargs, so its config.json holds them only when given.
+  bool only_if_set = false;
 };
 
 #define SMP_FIELD(OPTIONS, NAME)                                                              \
@@ -50,10 +53,18 @@ struct Field {
         [](const OPTIONS& o) { return ::smp::detail::write(o.NAME()); }                       \
   }
 
+#define SMP_KWARGS_FIELD(OPTIONS, NAME)                                                       \
+  [] {                                                                                        \
+    auto field = SMP_FIELD(OPTIONS, NAME);                                                    \
+    field.only_if_set = true;                                                                 \
+    return field;                                                                             \
+  }()
+
 #define SMP_ENCODER_FIELDS(OPTIONS)                                                           \
   SMP_FIELD(OPTIONS, encoder_name), SMP_FIELD(OPTIONS, encoder_depth), SMP_FIELD(OPTIONS, encoder_weights), \
-      SMP_FIELD(OPTIONS, encoder_indices), SMP_FIELD(OPTIONS, encoder_channels), SMP_FIELD(OPTIONS, in_channels), \
-      SMP_FIELD(OPTIONS, classes), SMP_FIELD(OPTIONS, activation), SMP_FIELD(OPTIONS, aux_params)
+      SMP_FIELD(OPTIONS, in_channels), SMP_FIELD(OPTIONS, classes), SMP_FIELD(OPTIONS, activation),          \
+      SMP_FIELD(OPTIONS, aux_params), SMP_KWARGS_FIELD(OPTIONS, encoder_indices),                            \
+      SMP_KWARGS_FIELD(OPTIONS, encoder_channels), SMP_KWARGS_FIELD(OPTIONS, output_stride)
 
 template <typename Options>
 Options options_from_json(const std::string& arch, const std::vector<Field<Options>>& fields, const json& kwargs);
@@ -61,7 +72,11 @@ Options options_from_json(const std::string& arch, const std::vector<Field<Optio
 template <typename Options>
 json options_to_json(const std::vector<Field<Options>>& fields, const Options& options) {
   json out = json::object();
-  for (const auto& f : fields) out[f.name] = f.write(options);
+  const Options defaults;
+  for (const auto& f : fields) {
+    auto value = f.write(options);
+    if (!f.only_if_set || value != f.write(defaults)) out[f.name] = std::move(value);
+  }
   return out;
 }
 
@@ -89,6 +104,7 @@ EncoderOptions encoder_options(const Options& o) {
       .depth(o.encoder_depth())
       .indices(o.encoder_indices())
       .channels(o.encoder_channels())
+      .output_stride(o.output_stride())
       .weights(o.encoder_weights());
 }
 

@@ -19,6 +19,12 @@ void register_all_families() {
   static std::once_flag once;
   std::call_once(once, [] {
     register_xcit_family();
+    register_resnet_family();
+    register_efficientformer_family();
+    register_convnext_family();
+    register_regnet_family();
+    register_efficientnet_family();
+    register_mobilenetv3_family();
   });
 }
 

@@ -101,11 +101,10 @@ UnetImpl::UnetImpl(const UnetOptions& o) : SegmentationModelImpl("Unet", detail:
   set_encoder(create_encoder(detail::encoder_options(o)));
   const auto depth = encoder().depth();
   const auto& channels = o.decoder_channels();
-  if (static_cast<int64_t>(channels.size()) < depth || (channels.size() != static_cast<size_t>(o.encoder_depth()) &&
-                                                        channels.size() != static_cast<size_t>(depth)))
+  if (static_cast<int64_t>(channels.size()) < depth)
     throw std::invalid_argument(fmt::format("Model depth is {}, but you provide `decoder_channels` for {} blocks.",
-                                            o.encoder_depth(), channels.size()));
-  // A lowered encoder depth uses the first `depth` decoder channels.
+                                            depth, channels.size()));
+  // The decoder uses the first `depth` entries (the default has five; the depth may be lower).
   std::vector<int64_t> used(channels.begin(), channels.begin() + depth);
   const bool vgg = util::starts_with(o.encoder_name(), "vgg");
   decoder_ = register_module("decoder", UnetDecoder(encoder().out_channels(), used, vgg, o));

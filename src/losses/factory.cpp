@@ -1,0 +1,281 @@
+// smp::losses::create_loss: losses by smp's class name from keyword arguments.
+#include <fmt/format.h>
+#include <smp/losses.h>
+#include <smp/models.h>
+
+#include <functional>
+#include <stdexcept>
+
+#include "models/options_json.h"
+#include "util/strings.h"
+
+namespace smp::losses {
+
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& key, const json& v, const std::string& expected) {
+  throw std::invalid_argument("option '" + key + "' expects " + expected + ", got " + v.dump());
+}
+
+// Readers for the option types; null reads as smp's None where the option may be None.
+void read_value(const std::string& key, const json& v, int64_t& out) { detail::read(key, v, out); }
+void read_value(const std::string& key, const json& v, double& out) { detail::read(key, v, out); }
+void read_value(const std::string& key, const json& v, bool& out) { detail::read(key, v, out); }
+
+void read_value(const std::string& key, const json& v, std::string& out) {
+  if (!v.is_string()) bad(key, v, "a string");
+  out = v.get<std::string>();
+}
+
+void read_value(const std::string& key, const json& v, std::vector<int64_t>& out) {
+  if (!v.is_array()) bad(key, v, "a list of integers");
+  detail::read(key, v, out);
+}
+
+void read_value(const std::string& key, const json& v, std::vector<double>& out) {
+  if (!v.is_array()) bad(key, v, "a list of numbers");
+  out.clear();
+  for (const auto& e : v) {
+    if (!e.is_number()) bad(key, v, "a list of numbers");
+    out.push_back(e.get<double>());
+  }
+}
+
+// A number or (nested) list of numbers as a float32 tensor; null = undefined.
+void read_value(const std::string& key, const json& v, torch::Tensor& out) {
+  if (v.is_null()) {
+    out = torch::Tensor();
+    return;
+  }
+  std::vector<int64_t> shape;
+  for (const json* level = &v; level->is_array(); level = &level->front()) {
+    shape.push_back(static_cast<int64_t>(level->size()));
+    if (level->empty()) break;
+  }
+  std::vector<float> values;
+  const std::function<void(const json&, size_t)> walk = [&](const json& node, size_t depth) {
+    if (depth == shape.size()) {
+      if (!node.is_number()) bad(key, v, "a number or a (nested) list of numbers");
+      values.push_back(node.get<float>());
+      return;
+    }
+    if (!node.is_array() || static_cast<int64_t>(node.size()) != shape[depth])
+      bad(key, v, "a number or a rectangular (nested) list of numbers");
+    for (const auto& e : node) walk(e, depth + 1);
+  };
+  walk(v, 0);
+  out = torch::tensor(values, torch::kFloat).reshape(shape);
+}
+
+// Declared after the plain readers, which it uses.
+template <typename T>
+void read_value(const std::string& key, const json& v, std::optional<T>& out) {
+  if (v.is_null()) {
+    out.reset();
+    return;
+  }
+  T value{};
+  read_value(key, v, value);
+  out = value;
+}
+
+// Null means "no reduction", as smp's reduction=None.
+void read_reduction(const std::string& key, const json& v, std::string& out) {
+  if (v.is_null()) {
+    out = "none";
+    return;
+  }
+  read_value(key, v, out);
+}
+
+template <typename O>
+struct Field {
+  std::string name;
+  std::function<void(O&, const json&)> read;
+};
+
+// clang-format off
+#define SMP_LOSS_FIELD(OPTIONS, NAME)                                                     \
+  Field<OPTIONS>{#NAME, [](OPTIONS& o, const json& v) {                                   \
+    auto value = o.NAME();                                                                \
+    read_value(#NAME, v, value);                                                          \
+    o.NAME(value);                                                                        \
+  }}
+
+#define SMP_LOSS_REDUCTION(OPTIONS)                                                       \
+  Field<OPTIONS>{"reduction", [](OPTIONS& o, const json& v) {                             \
+    std::string value;                                                                    \
+    read_reduction("reduction", v, value);                                                \
+    o.reduction(value);                                                                   \
+  }}
+// clang-format on
+
+template <typename O>
+std::vector<std::string> names(const std::vector<Field<O>>& fields, bool with_mode) {
+  std::vector<std::string> out;
+  if (with_mode) out.push_back("mode");
+  for (const auto& f : fields) out.push_back(f.name);
+  return out;
+}
+
+template <typename O>
+void apply(const std::vector<Field<O>>& fields, const json& kwargs, O& options) {
+  for (const auto& f : fields)
+    if (kwargs.contains(f.name)) f.read(options, kwargs.at(f.name));
+}
+
+// Losses whose options are built from the required `mode`.
+template <typename Impl, typename O>
+Loss build_with_mode(const std::string& cls, const std::vector<Field<O>>& fields, const json& kwargs) {
+  detail::check_keys(cls, kwargs, names(fields, true));
+  if (!kwargs.contains("mode"))
+    throw std::invalid_argument(cls + ": missing required option 'mode' (binary, multiclass or multilabel)");
+  std::string mode;
+  read_value("mode", kwargs.at("mode"), mode);
+  O options(mode);
+  apply(fields, kwargs, options);
+  return std::make_shared<Impl>(options);
+}
+
+template <typename Impl, typename O>
+Loss build(const std::string& cls, const std::vector<Field<O>>& fields, const json& kwargs) {
+  detail::check_keys(cls, kwargs, names(fields, false));
+  O options;
+  apply(fields, kwargs, options);
+  return std::make_shared<Impl>(options);
+}
+
+std::vector<Field<DiceLossOptions>> dice_fields() {
+  using O = DiceLossOptions;
+  return {SMP_LOSS_FIELD(O, classes),      SMP_LOSS_FIELD(O, log_loss),     SMP_LOSS_FIELD(O, from_logits),
+          SMP_LOSS_FIELD(O, smooth),       SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, eps),
+          SMP_LOSS_FIELD(O, class_weights)};
+}
+
+std::vector<Field<JaccardLossOptions>> jaccard_fields() {
+  using O = JaccardLossOptions;
+  return {SMP_LOSS_FIELD(O, classes),      SMP_LOSS_FIELD(O, log_loss),     SMP_LOSS_FIELD(O, from_logits),
+          SMP_LOSS_FIELD(O, smooth),       SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, eps),
+          SMP_LOSS_FIELD(O, class_weights)};
+}
+
+std::vector<Field<TverskyLossOptions>> tversky_fields() {
+  using O = TverskyLossOptions;
+  return {SMP_LOSS_FIELD(O, classes),      SMP_LOSS_FIELD(O, log_loss),     SMP_LOSS_FIELD(O, from_logits),
+          SMP_LOSS_FIELD(O, smooth),       SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, eps),
+          SMP_LOSS_FIELD(O, alpha),        SMP_LOSS_FIELD(O, beta),         SMP_LOSS_FIELD(O, gamma),
+          SMP_LOSS_FIELD(O, class_weights)};
+}
+
+std::vector<Field<FocalLossOptions>> focal_fields() {
+  using O = FocalLossOptions;
+  return {SMP_LOSS_FIELD(O, alpha),        SMP_LOSS_FIELD(O, gamma),
+          SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, from_logits),
+          SMP_LOSS_FIELD(O, eps),          SMP_LOSS_REDUCTION(O),
+          SMP_LOSS_FIELD(O, normalized),   SMP_LOSS_FIELD(O, reduced_threshold),
+          SMP_LOSS_FIELD(O, class_weights)};
+}
+
+std::vector<Field<LovaszLossOptions>> lovasz_fields() {
+  using O = LovaszLossOptions;
+  return {SMP_LOSS_FIELD(O, per_image), SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, from_logits)};
+}
+
+std::vector<Field<SoftBCEWithLogitsLossOptions>> soft_bce_fields() {
+  using O = SoftBCEWithLogitsLossOptions;
+  return {SMP_LOSS_FIELD(O, weight), SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_REDUCTION(O),
+          SMP_LOSS_FIELD(O, smooth_factor), SMP_LOSS_FIELD(O, pos_weight)};
+}
+
+std::vector<Field<SoftCrossEntropyLossOptions>> soft_ce_fields() {
+  using O = SoftCrossEntropyLossOptions;
+  return {SMP_LOSS_REDUCTION(O), SMP_LOSS_FIELD(O, smooth_factor), SMP_LOSS_FIELD(O, ignore_index),
+          SMP_LOSS_FIELD(O, dim)};
+}
+
+std::vector<Field<MCCLossOptions>> mcc_fields() {
+  using O = MCCLossOptions;
+  return {SMP_LOSS_FIELD(O, eps)};
+}
+
+#undef SMP_LOSS_FIELD
+#undef SMP_LOSS_REDUCTION
+
+Loss build_combined(const json& kwargs) {
+  detail::check_keys("CombinedLoss", kwargs, {"losses"});
+  if (!kwargs.contains("losses") || !kwargs.at("losses").is_array() || kwargs.at("losses").empty())
+    throw std::invalid_argument(
+        "CombinedLoss expects 'losses': a non-empty list of {\"class\": ..., \"options\": {...}, \"weight\": w}");
+  std::vector<std::pair<Loss, double>> terms;
+  for (const auto& term : kwargs.at("losses")) {
+    if (!term.is_object() || !term.contains("class") || !term.at("class").is_string())
+      throw std::invalid_argument("CombinedLoss: each entry of 'losses' needs a \"class\" name, got " + term.dump());
+    detail::check_keys("CombinedLoss entry", term, {"class", "options", "weight"});
+    double weight = 1.0;
+    if (term.contains("weight")) read_value("weight", term.at("weight"), weight);
+    terms.emplace_back(create_loss(term.at("class").get<std::string>(), term.value("options", json::object())), weight);
+  }
+  return std::make_shared<CombinedLossImpl>(std::move(terms));
+}
+
+struct LossEntry {
+  std::string name;
+  std::vector<std::string> keys;
+  std::function<Loss(const json&)> build;
+};
+
+const std::vector<LossEntry>& registry() {
+  static const std::vector<LossEntry> entries = {
+      {"JaccardLoss", names(jaccard_fields(), true),
+       [](const json& kw) { return build_with_mode<JaccardLossImpl>("JaccardLoss", jaccard_fields(), kw); }},
+      {"DiceLoss", names(dice_fields(), true),
+       [](const json& kw) { return build_with_mode<DiceLossImpl>("DiceLoss", dice_fields(), kw); }},
+      {"FocalLoss", names(focal_fields(), true),
+       [](const json& kw) { return build_with_mode<FocalLossImpl>("FocalLoss", focal_fields(), kw); }},
+      {"LovaszLoss", names(lovasz_fields(), true),
+       [](const json& kw) { return build_with_mode<LovaszLossImpl>("LovaszLoss", lovasz_fields(), kw); }},
+      {"SoftBCEWithLogitsLoss", names(soft_bce_fields(), false),
+       [](const json& kw) { return build<SoftBCEWithLogitsLossImpl>("SoftBCEWithLogitsLoss", soft_bce_fields(), kw); }},
+      {"SoftCrossEntropyLoss", names(soft_ce_fields(), false),
+       [](const json& kw) { return build<SoftCrossEntropyLossImpl>("SoftCrossEntropyLoss", soft_ce_fields(), kw); }},
+      {"TverskyLoss", names(tversky_fields(), true),
+       [](const json& kw) { return build_with_mode<TverskyLossImpl>("TverskyLoss", tversky_fields(), kw); }},
+      {"MCCLoss", names(mcc_fields(), false),
+       [](const json& kw) { return build<MCCLossImpl>("MCCLoss", mcc_fields(), kw); }},
+      {"CombinedLoss", {"losses"}, build_combined},
+  };
+  return entries;
+}
+
+const LossEntry& entry(const std::string& class_name) {
+  for (const auto& e : registry())
+    if (e.name == class_name) return e;
+  const auto valid = list_losses();
+  throw std::invalid_argument("Unknown loss '" + class_name + "'." + util::did_you_mean(class_name, valid) +
+                              " Valid losses: " + util::join(valid, ", "));
+}
+
+}  // namespace
+
+Loss create_loss(const std::string& class_name, const json& options) {
+  const auto& e = entry(class_name);
+  if (!options.is_object() && !options.is_null())
+    throw std::invalid_argument(class_name + ": options must be a JSON object, got " + options.dump());
+  return e.build(options.is_null() ? json::object() : options);
+}
+
+Loss create_loss(const std::string& class_name, const std::vector<std::string>& words) {
+  return create_loss(class_name, parse_words(words));
+}
+
+std::vector<std::string> list_losses() {
+  std::vector<std::string> out;
+  for (const auto& e : registry()) out.push_back(e.name);
+  return out;
+}
+
+std::vector<std::string> loss_option_names(const std::string& class_name) { return entry(class_name).keys; }
+
+}  // namespace smp::losses

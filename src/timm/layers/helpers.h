@@ -1,0 +1,12 @@
+// Small arithmetic helpers shared by timm layers and model definitions (timm's layers/helpers.py).
+#pragma once
+
+#include <cstdint>
+
+namespace smp::timm::layers {
+
+// timm's make_divisible: `v` rounded to the nearest multiple of `divisor`, at least `min_value`
+// (`divisor` when 0), and bumped up one step when rounding lost more than (1 - round_limit) of `v`.
+int64_t make_divisible(double v, int64_t divisor = 8, double min_value = 0.0, double round_limit = 0.9);
+
+}  // namespace smp::timm::layers
