@@ -5,20 +5,13 @@
 #include <smp/fill.h>
 #include <smp/io.h>
 #include <smp/timm.h>
+#include "support.h"
+
+using namespace smp::test;
 
 namespace {
 
 using smp::timm::ModelArgs;
-
-std::vector<std::string> keys(const torch::nn::Module& m) {
-  std::vector<std::string> out;
-  for (const auto& [k, v] : smp::io::state_dict(m)) out.push_back(k);
-  return out;
-}
-
-bool has_prefix(const std::vector<std::string>& ks, const std::string& prefix) {
-  return std::any_of(ks.begin(), ks.end(), [&](const std::string& k) { return k.rfind(prefix, 0) == 0; });
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

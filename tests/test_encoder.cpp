@@ -1,20 +1,13 @@
 // The universal timm encoder: selection, dummies, resizing, channel projection and its errors.
 #include <gtest/gtest.h>
 #include <smp/smp.h>
+#include "support.h"
+
+using namespace smp::test;
 
 namespace {
 
 smp::TimmUniversalEncoder encoder(smp::EncoderOptions o) { return smp::TimmUniversalEncoder(o); }
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 }  // namespace
 

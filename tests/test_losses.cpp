@@ -9,6 +9,9 @@
 #include <fstream>
 
 #include "conformance/kinds.h"
+#include "support.h"
+
+using namespace smp::test;
 
 namespace {
 
@@ -21,15 +24,6 @@ torch::Tensor probs() { return torch::tensor({0.8f, 0.2f, 0.6f, 0.4f}).reshape({
 torch::Tensor truth() { return torch::tensor({1.f, 0.f, 0.f, 1.f}).reshape({1, 1, 2, 2}); }
 
 float value(const torch::Tensor& t) { return t.item<float>(); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(Losses, DiceJaccardTverskyOnProbabilities) {
   DiceLoss dice(DiceLossOptions("binary").from_logits(false));

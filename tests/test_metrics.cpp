@@ -10,6 +10,9 @@
 #include <fstream>
 
 #include "conformance/kinds.h"
+#include "support.h"
+
+using namespace smp::test;
 
 namespace {
 
@@ -22,15 +25,6 @@ torch::Tensor longs(std::vector<int64_t> v, torch::IntArrayRef shape) {
 std::vector<int64_t> values(const torch::Tensor& t) {
   auto c = t.contiguous().to(torch::kLong);
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Metrics, GetStatsBinaryWithThreshold) {

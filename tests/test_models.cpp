@@ -1,18 +1,9 @@
 // Model construction by typed options and by words, input checks, heads.
 #include <gtest/gtest.h>
 #include <smp/smp.h>
+#include "support.h"
 
-namespace {
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-}  // namespace
+using namespace smp::test;
 
 TEST(Words, ParseJsonBareAndPythonValues) {
   auto j = smp::parse_words({"a=3", "b=null", "c=None", "d=True", "e=[0,2,4]", "f=last", "g=\"last\"",

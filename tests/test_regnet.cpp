@@ -4,24 +4,13 @@
 #include <smp/fill.h>
 #include <smp/io.h>
 #include <smp/timm.h>
+#include "support.h"
+
+using namespace smp::test;
 
 namespace {
 
 using smp::timm::ModelArgs;
-
-std::vector<std::string> keys(const torch::nn::Module& m) {
-  std::vector<std::string> out;
-  for (const auto& [k, v] : smp::io::state_dict(m)) out.push_back(k);
-  return out;
-}
-
-bool has_prefix(const std::vector<std::string>& ks, const std::string& prefix) {
-  return std::any_of(ks.begin(), ks.end(), [&](const std::string& k) { return k.rfind(prefix, 0) == 0; });
-}
-
-double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
-  return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
-}
 
 // Stage widths from timm's RegNet._get_stage_args for every configuration.
 const std::map<std::string, std::vector<int64_t>>& timm_stage_widths() {
@@ -144,18 +133,7 @@ TEST(RegNet, FeaturesOnlyKeepsModulesUpToTheLastFeature) {
 // weights, num_classes=10, a [2, 3, 64, 96] "input"): plain, SE, pre-activation (final activation)
 // and RegNet-Z (final 1x1 conv, linear block outputs).
 TEST(RegNet, ClassifierMatchesTimm) {
-  torch::NoGradGuard no_grad;
-  auto expected = smp::io::read_safetensors(std::string(SMP_TEST_DATA) + "/regnet/classifier_logits.safetensors");
-  auto x = smp::fill::input("input", {2, 3, 64, 96});
-  for (const auto& [name, want] : expected.tensors) {
-    auto model = smp::timm::create_model(name, ModelArgs().num_classes(10));
-    smp::fill::fill_module(*model);
-    model->eval();
-    auto got = model->forward(x);
-    ASSERT_EQ(got.sizes(), want.sizes()) << name;
-    EXPECT_LT(rel_err(got, want), 1e-4) << name;
-  }
-  EXPECT_GE(expected.tensors.size(), 4u);
+  expect_classifier_logits("regnet/classifier_logits.safetensors");
 }
 
 TEST(RegNet, HeadlessClassifier) {

@@ -4,30 +4,13 @@
 #include <smp/fill.h>
 #include <smp/io.h>
 #include <smp/timm.h>
+#include "support.h"
+
+using namespace smp::test;
 
 namespace {
 
 using smp::timm::ModelArgs;
-
-std::vector<std::string> keys(const torch::nn::Module& m) {
-  std::vector<std::string> out;
-  for (const auto& [k, v] : smp::io::state_dict(m)) out.push_back(k);
-  return out;
-}
-
-bool has_prefix(const std::vector<std::string>& ks, const std::string& prefix) {
-  return std::any_of(ks.begin(), ks.end(), [&](const std::string& k) { return k.rfind(prefix, 0) == 0; });
-}
-
-std::vector<int64_t> reductions(const smp::timm::FeaturesImpl& f) {
-  std::vector<int64_t> out;
-  for (const auto& info : f.feature_info()) out.push_back(info.reduction);
-  return out;
-}
-
-double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
-  return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
-}
 
 TEST(ResNet, RegistersEveryTimmName) {
   // timm.list_models(module='resnet')
@@ -131,18 +114,7 @@ TEST(ResNet, FeaturesOnlyKeepsModulesUpToTheLastFeature) {
 // Logits of full models against timm (tests/data/resnet/classifier_logits.safetensors: smp-fill-v1
 // weights, num_classes=10, a [2, 3, 64, 96] "input"): basic, mixed and pruned widths before the fc.
 TEST(ResNet, ClassifierMatchesTimm) {
-  torch::NoGradGuard no_grad;
-  auto expected = smp::io::read_safetensors(std::string(SMP_TEST_DATA) + "/resnet/classifier_logits.safetensors");
-  auto x = smp::fill::input("input", {2, 3, 64, 96});
-  for (const char* name : {"resnet18", "test_resnet", "ecaresnet50d_pruned"}) {
-    auto model = smp::timm::create_model(name, ModelArgs().num_classes(10));
-    smp::fill::fill_module(*model);
-    model->eval();
-    auto got = model->forward(x);
-    const auto& want = expected.tensors.at(name);
-    ASSERT_EQ(got.sizes(), want.sizes()) << name;
-    EXPECT_LT(rel_err(got, want), 1e-4) << name;
-  }
+  expect_classifier_logits("resnet/classifier_logits.safetensors");
 }
 
 TEST(ResNet, ClassifierShapesAndHeadlessVariant) {

@@ -4,20 +4,13 @@
 #include <smp/fill.h>
 #include <smp/io.h>
 #include <smp/timm.h>
+#include "support.h"
+
+using namespace smp::test;
 
 namespace {
 
 using smp::timm::ModelArgs;
-
-std::vector<std::string> keys(const torch::nn::Module& m) {
-  std::vector<std::string> out;
-  for (const auto& [k, v] : smp::io::state_dict(m)) out.push_back(k);
-  return out;
-}
-
-bool has_prefix(const std::vector<std::string>& ks, const std::string& prefix) {
-  return std::any_of(ks.begin(), ks.end(), [&](const std::string& k) { return k.rfind(prefix, 0) == 0; });
-}
 
 TEST(Xcit, RegistersEveryTimmName) {
   auto names = smp::timm::list_models("xcit_*");
@@ -85,19 +78,7 @@ TEST(Xcit, FeaturesOnlyPrunesHeadAndLaterBlocks) {
 // smp-fill-v1 weights, num_classes=10 and a [2, 3, 64, 96] "input"). Covers the class-attention
 // blocks with and without tokens_norm, which features_only never builds.
 TEST(Xcit, ClassifierMatchesTimm) {
-  torch::NoGradGuard no_grad;
-  auto expected = smp::io::read_safetensors(std::string(SMP_TEST_DATA) + "/xcit/classifier_logits.safetensors");
-  auto x = smp::fill::input("input", {2, 3, 64, 96});
-  for (const char* name : {"xcit_nano_12_p16_224", "xcit_tiny_12_p16_224"}) {
-    auto model = smp::timm::create_model(name, ModelArgs().num_classes(10));
-    smp::fill::fill_module(*model);
-    model->eval();
-    auto got = model->forward(x);
-    const auto& want = expected.tensors.at(name);
-    ASSERT_EQ(got.sizes(), want.sizes()) << name;
-    double err = (got - want).abs().max().item<double>() / want.abs().max().item<double>();
-    EXPECT_LT(err, 1e-4) << name;
-  }
+  expect_classifier_logits("xcit/classifier_logits.safetensors");
 }
 
 TEST(Xcit, FullModelKeysAndHeadlessVariant) {

@@ -7,18 +7,18 @@ namespace smp::timm::layers {
 namespace nn = torch::nn;
 
 namespace {
-nn::Conv2d pointwise(int64_t in, int64_t out, bool bias) { return nn::Conv2d(nn::Conv2dOptions(in, out, 1).bias(bias)); }
+nn::Conv2d pointwise(int64_t in, int64_t out, bool bias) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 1).bias(bias));
+}
 
 // Key or value branch: optional strided depthwise downsampling, then the projection.
 nn::Sequential kv_branch(const MultiQueryAttention2dOptions& o, int64_t out) {
   nn::Sequential seq;
   if (o.kv_stride() > 1) {
-    seq->push_back("down_conv", create_conv2d_pad(o.dim(), o.dim(), o.dw_kernel_size(),
-                                                  ConvArgs()
-                                                      .stride(o.kv_stride())
-                                                      .dilation(o.dilation())
-                                                      .depthwise(true)
-                                                      .padding(o.padding())));
+    seq->push_back("down_conv",
+                   create_conv2d_pad(
+                       o.dim(), o.dim(), o.dw_kernel_size(),
+                       ConvArgs().stride(o.kv_stride()).dilation(o.dilation()).depthwise(true).padding(o.padding())));
     seq->push_back("norm", nn::BatchNorm2d(nn::BatchNormOptions(o.dim()).eps(o.norm_eps())));
   }
   seq->push_back("proj", pointwise(o.dim(), out, o.bias()));

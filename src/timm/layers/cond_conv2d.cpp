@@ -38,8 +38,8 @@ torch::Tensor CondConv2dImpl::forward(const torch::Tensor& x, const torch::Tenso
   if (bias.defined()) bb = torch::matmul(routing_weights, bias).view({b * out_channels_});
   auto y = x.reshape({1, b * x.size(1), x.size(2), x.size(3)});
   if (dynamic_pad_) y = pad_same(y, kernel_size_, stride_, dilation_);
-  y = F::conv2d(y, w,
-                F::Conv2dFuncOptions().bias(bb).stride(stride_).padding(padding_).dilation(dilation_).groups(groups_ * b));
+  y = F::conv2d(
+      y, w, F::Conv2dFuncOptions().bias(bb).stride(stride_).padding(padding_).dilation(dilation_).groups(groups_ * b));
   return y.permute({1, 0, 2, 3}).reshape({b, out_channels_, y.size(-2), y.size(-1)});
 }
 

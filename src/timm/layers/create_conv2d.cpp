@@ -30,7 +30,8 @@ nn::AnyModule create_conv2d(int64_t in_channels, int64_t out_channels, const std
       throw std::invalid_argument("MixedConv2d supports only depthwise or ungrouped convolutions");
     depthwise = true;
   }
-  return nn::AnyModule(MixedConv2d(in_channels, out_channels, kernel_sizes, ConvArgs(a).groups(1).depthwise(depthwise)));
+  return nn::AnyModule(
+      MixedConv2d(in_channels, out_channels, kernel_sizes, ConvArgs(a).groups(1).depthwise(depthwise)));
 }
 
 }  // namespace smp::timm::layers

@@ -62,8 +62,8 @@ DecodeOptions depth(double multiplier, std::optional<int64_t> group_size = std::
 }
 
 ModelConfig mnasnet_a1(double mult, const Kw& kw = {}) {
-  const Arch arch = {{"ds_r1_k3_s1_e1_c16_noskip"},  {"ir_r2_k3_s2_e6_c24"},          {"ir_r3_k5_s2_e3_c40_se0.25"},
-                     {"ir_r4_k3_s2_e6_c80"},         {"ir_r2_k3_s1_e6_c112_se0.25"}, {"ir_r3_k5_s2_e6_c160_se0.25"},
+  const Arch arch = {{"ds_r1_k3_s1_e1_c16_noskip"}, {"ir_r2_k3_s2_e6_c24"},         {"ir_r3_k5_s2_e3_c40_se0.25"},
+                     {"ir_r4_k3_s2_e6_c80"},        {"ir_r2_k3_s1_e6_c112_se0.25"}, {"ir_r3_k5_s2_e6_c160_se0.25"},
                      {"ir_r1_k3_s1_e6_c320"}};
   auto c = base(arch, {}, kw, "relu");
   c.round_chs = round_fn(mult);
@@ -71,8 +71,8 @@ ModelConfig mnasnet_a1(double mult, const Kw& kw = {}) {
 }
 
 ModelConfig mnasnet_b1(double mult, const Kw& kw = {}) {
-  const Arch arch = {{"ds_r1_k3_s1_c16_noskip"}, {"ir_r3_k3_s2_e3_c24"}, {"ir_r3_k5_s2_e3_c40"},
-                     {"ir_r3_k5_s2_e6_c80"},     {"ir_r2_k3_s1_e6_c96"}, {"ir_r4_k5_s2_e6_c192"},
+  const Arch arch = {{"ds_r1_k3_s1_c16_noskip"},    {"ir_r3_k3_s2_e3_c24"}, {"ir_r3_k5_s2_e3_c40"},
+                     {"ir_r3_k5_s2_e6_c80"},        {"ir_r2_k3_s1_e6_c96"}, {"ir_r4_k5_s2_e6_c192"},
                      {"ir_r1_k3_s1_e6_c320_noskip"}};
   auto c = base(arch, {}, kw, "relu");
   c.round_chs = round_fn(mult);
@@ -80,8 +80,12 @@ ModelConfig mnasnet_b1(double mult, const Kw& kw = {}) {
 }
 
 ModelConfig mnasnet_small(double mult) {
-  const Arch arch = {{"ds_r1_k3_s1_c8"},           {"ir_r1_k3_s2_e3_c16"},           {"ir_r2_k3_s2_e6_c16"},
-                     {"ir_r4_k5_s2_e6_c32_se0.25"}, {"ir_r3_k3_s1_e6_c32_se0.25"}, {"ir_r3_k5_s2_e6_c88_se0.25"},
+  const Arch arch = {{"ds_r1_k3_s1_c8"},
+                     {"ir_r1_k3_s2_e3_c16"},
+                     {"ir_r2_k3_s2_e6_c16"},
+                     {"ir_r4_k5_s2_e6_c32_se0.25"},
+                     {"ir_r3_k3_s1_e6_c32_se0.25"},
+                     {"ir_r3_k5_s2_e6_c88_se0.25"},
                      {"ir_r1_k3_s1_e6_c144"}};
   auto c = base(arch, {}, {}, "relu");
   c.stem_size = 8;
@@ -90,7 +94,10 @@ ModelConfig mnasnet_small(double mult) {
 }
 
 ModelConfig mobilenet_v1(double mult, bool head_conv) {
-  const Arch arch = {{"dsa_r1_k3_s1_c64"}, {"dsa_r2_k3_s2_c128"}, {"dsa_r2_k3_s2_c256"}, {"dsa_r6_k3_s2_c512"},
+  const Arch arch = {{"dsa_r1_k3_s1_c64"},
+                     {"dsa_r2_k3_s2_c128"},
+                     {"dsa_r2_k3_s2_c256"},
+                     {"dsa_r6_k3_s2_c512"},
                      {"dsa_r2_k3_s2_c1024"}};
   auto c = base(arch, {}, {}, "relu6");
   c.round_chs = round_fn(mult);
@@ -99,7 +106,7 @@ ModelConfig mobilenet_v1(double mult, bool head_conv) {
 }
 
 ModelConfig mobilenet_v2(double mult, double depth_mult = 1.0, bool fix_stem_head = false) {
-  const Arch arch = {{"ds_r1_k3_s1_c16"},    {"ir_r2_k3_s2_e6_c24"}, {"ir_r3_k3_s2_e6_c32"}, {"ir_r4_k3_s2_e6_c64"},
+  const Arch arch = {{"ds_r1_k3_s1_c16"},    {"ir_r2_k3_s2_e6_c24"},  {"ir_r3_k3_s2_e6_c32"}, {"ir_r4_k3_s2_e6_c64"},
                      {"ir_r3_k3_s1_e6_c96"}, {"ir_r3_k3_s2_e6_c160"}, {"ir_r1_k3_s1_e6_c320"}};
   auto d = depth(depth_mult);
   d.fix_first_last = fix_stem_head;
@@ -139,8 +146,8 @@ ModelConfig spnasnet(double mult) {
 }
 
 ModelConfig efficientnet(double mult, double depth_mult, const Kw& kw = {}) {
-  const Arch arch = {{"ds_r1_k3_s1_e1_c16_se0.25"},  {"ir_r2_k3_s2_e6_c24_se0.25"},  {"ir_r2_k5_s2_e6_c40_se0.25"},
-                     {"ir_r3_k3_s2_e6_c80_se0.25"},  {"ir_r3_k5_s1_e6_c112_se0.25"}, {"ir_r4_k5_s2_e6_c192_se0.25"},
+  const Arch arch = {{"ds_r1_k3_s1_e1_c16_se0.25"}, {"ir_r2_k3_s2_e6_c24_se0.25"},  {"ir_r2_k5_s2_e6_c40_se0.25"},
+                     {"ir_r3_k3_s2_e6_c80_se0.25"}, {"ir_r3_k5_s1_e6_c112_se0.25"}, {"ir_r4_k5_s2_e6_c192_se0.25"},
                      {"ir_r1_k3_s1_e6_c320_se0.25"}};
   auto c = base(arch, depth(depth_mult, kw.group_size), kw, "swish");
   c.round_chs = round_fn(mult, kw.channel_divisor);
@@ -149,8 +156,12 @@ ModelConfig efficientnet(double mult, double depth_mult, const Kw& kw = {}) {
 }
 
 ModelConfig efficientnet_edge(double mult, double depth_mult, const Kw& kw = {}) {
-  const Arch arch = {{"er_r1_k3_s1_e4_c24_fc24_noskip"}, {"er_r2_k3_s2_e8_c32"}, {"er_r4_k3_s2_e8_c48"},
-                     {"ir_r5_k5_s2_e8_c96"},             {"ir_r4_k5_s1_e8_c144"}, {"ir_r2_k5_s2_e8_c192"}};
+  const Arch arch = {{"er_r1_k3_s1_e4_c24_fc24_noskip"},
+                     {"er_r2_k3_s2_e8_c32"},
+                     {"er_r4_k3_s2_e8_c48"},
+                     {"ir_r5_k5_s2_e8_c96"},
+                     {"ir_r4_k5_s1_e8_c144"},
+                     {"ir_r2_k5_s2_e8_c192"}};
   auto c = base(arch, depth(depth_mult), kw, "relu");
   c.round_chs = round_fn(mult);
   c.num_features = c.round_chs(1280);
@@ -183,7 +194,7 @@ ModelConfig efficientnet_lite(double mult, double depth_mult, const Kw& kw = {})
 }
 
 ModelConfig efficientnetv2_base(double mult, double depth_mult, const Kw& kw = {}) {
-  const Arch arch = {{"cn_r1_k3_s1_e1_c16_skip"},    {"er_r2_k3_s2_e4_c32"},         {"er_r2_k3_s2_e4_c48"},
+  const Arch arch = {{"cn_r1_k3_s1_e1_c16_skip"},   {"er_r2_k3_s2_e4_c32"},         {"er_r2_k3_s2_e4_c48"},
                      {"ir_r3_k3_s2_e4_c96_se0.25"}, {"ir_r5_k3_s1_e6_c112_se0.25"}, {"ir_r8_k3_s2_e6_c192_se0.25"}};
   auto c = base(arch, depth(depth_mult), kw, "silu");
   c.round_chs = round_fn(mult, 8, 0.0);
@@ -192,7 +203,7 @@ ModelConfig efficientnetv2_base(double mult, double depth_mult, const Kw& kw = {
 }
 
 ModelConfig efficientnetv2_s(double mult, std::vector<double> depth_mult, bool rw, const Kw& kw = {}) {
-  Arch arch = {{"cn_r2_k3_s1_e1_c24_skip"},     {"er_r4_k3_s2_e4_c48"},         {"er_r4_k3_s2_e4_c64"},
+  Arch arch = {{"cn_r2_k3_s1_e1_c24_skip"},    {"er_r4_k3_s2_e4_c48"},         {"er_r4_k3_s2_e4_c64"},
                {"ir_r6_k3_s2_e4_c128_se0.25"}, {"ir_r9_k3_s1_e6_c160_se0.25"}, {"ir_r15_k3_s2_e6_c256_se0.25"}};
   int64_t num_features = 1280;
   if (rw) {
@@ -265,13 +276,12 @@ ModelConfig efficientnet_x(double mult, double depth_mult, int version) {
 }
 
 ModelConfig mixnet_s(double mult, const Kw& kw = {}) {
-  const Arch arch = {
-      {"ds_r1_k3_s1_e1_c16"},
-      {"ir_r1_k3_a1.1_p1.1_s2_e6_c24", "ir_r1_k3_a1.1_p1.1_s1_e3_c24"},
-      {"ir_r1_k3.5.7_s2_e6_c40_se0.5_nsw", "ir_r3_k3.5_a1.1_p1.1_s1_e6_c40_se0.5_nsw"},
-      {"ir_r1_k3.5.7_p1.1_s2_e6_c80_se0.25_nsw", "ir_r2_k3.5_p1.1_s1_e6_c80_se0.25_nsw"},
-      {"ir_r1_k3.5.7_a1.1_p1.1_s1_e6_c120_se0.5_nsw", "ir_r2_k3.5.7.9_a1.1_p1.1_s1_e3_c120_se0.5_nsw"},
-      {"ir_r1_k3.5.7.9.11_s2_e6_c200_se0.5_nsw", "ir_r2_k3.5.7.9_p1.1_s1_e6_c200_se0.5_nsw"}};
+  const Arch arch = {{"ds_r1_k3_s1_e1_c16"},
+                     {"ir_r1_k3_a1.1_p1.1_s2_e6_c24", "ir_r1_k3_a1.1_p1.1_s1_e3_c24"},
+                     {"ir_r1_k3.5.7_s2_e6_c40_se0.5_nsw", "ir_r3_k3.5_a1.1_p1.1_s1_e6_c40_se0.5_nsw"},
+                     {"ir_r1_k3.5.7_p1.1_s2_e6_c80_se0.25_nsw", "ir_r2_k3.5_p1.1_s1_e6_c80_se0.25_nsw"},
+                     {"ir_r1_k3.5.7_a1.1_p1.1_s1_e6_c120_se0.5_nsw", "ir_r2_k3.5.7.9_a1.1_p1.1_s1_e3_c120_se0.5_nsw"},
+                     {"ir_r1_k3.5.7.9.11_s2_e6_c200_se0.5_nsw", "ir_r2_k3.5.7.9_p1.1_s1_e6_c200_se0.5_nsw"}};
   auto c = base(arch, {}, kw, "relu");
   c.num_features = 1536;
   c.stem_size = 16;
@@ -280,13 +290,12 @@ ModelConfig mixnet_s(double mult, const Kw& kw = {}) {
 }
 
 ModelConfig mixnet_m(double mult, double depth_mult = 1.0, const Kw& kw = {}) {
-  const Arch arch = {
-      {"ds_r1_k3_s1_e1_c24"},
-      {"ir_r1_k3.5.7_a1.1_p1.1_s2_e6_c32", "ir_r1_k3_a1.1_p1.1_s1_e3_c32"},
-      {"ir_r1_k3.5.7.9_s2_e6_c40_se0.5_nsw", "ir_r3_k3.5_a1.1_p1.1_s1_e6_c40_se0.5_nsw"},
-      {"ir_r1_k3.5.7_s2_e6_c80_se0.25_nsw", "ir_r3_k3.5.7.9_a1.1_p1.1_s1_e6_c80_se0.25_nsw"},
-      {"ir_r1_k3_s1_e6_c120_se0.5_nsw", "ir_r3_k3.5.7.9_a1.1_p1.1_s1_e3_c120_se0.5_nsw"},
-      {"ir_r1_k3.5.7.9_s2_e6_c200_se0.5_nsw", "ir_r3_k3.5.7.9_p1.1_s1_e6_c200_se0.5_nsw"}};
+  const Arch arch = {{"ds_r1_k3_s1_e1_c24"},
+                     {"ir_r1_k3.5.7_a1.1_p1.1_s2_e6_c32", "ir_r1_k3_a1.1_p1.1_s1_e3_c32"},
+                     {"ir_r1_k3.5.7.9_s2_e6_c40_se0.5_nsw", "ir_r3_k3.5_a1.1_p1.1_s1_e6_c40_se0.5_nsw"},
+                     {"ir_r1_k3.5.7_s2_e6_c80_se0.25_nsw", "ir_r3_k3.5.7.9_a1.1_p1.1_s1_e6_c80_se0.25_nsw"},
+                     {"ir_r1_k3_s1_e6_c120_se0.5_nsw", "ir_r3_k3.5.7.9_a1.1_p1.1_s1_e3_c120_se0.5_nsw"},
+                     {"ir_r1_k3.5.7.9_s2_e6_c200_se0.5_nsw", "ir_r3_k3.5.7.9_p1.1_s1_e6_c200_se0.5_nsw"}};
   auto d = depth(depth_mult);
   d.depth_round = true;
   auto c = base(arch, d, kw, "relu");
@@ -297,8 +306,8 @@ ModelConfig mixnet_m(double mult, double depth_mult = 1.0, const Kw& kw = {}) {
 }
 
 ModelConfig tinynet(double width, double depth_mult) {
-  const Arch arch = {{"ds_r1_k3_s1_e1_c16_se0.25"},  {"ir_r2_k3_s2_e6_c24_se0.25"},  {"ir_r2_k5_s2_e6_c40_se0.25"},
-                     {"ir_r3_k3_s2_e6_c80_se0.25"},  {"ir_r3_k5_s1_e6_c112_se0.25"}, {"ir_r4_k5_s2_e6_c192_se0.25"},
+  const Arch arch = {{"ds_r1_k3_s1_e1_c16_se0.25"}, {"ir_r2_k3_s2_e6_c24_se0.25"},  {"ir_r2_k5_s2_e6_c40_se0.25"},
+                     {"ir_r3_k3_s2_e6_c80_se0.25"}, {"ir_r3_k5_s1_e6_c112_se0.25"}, {"ir_r4_k5_s2_e6_c192_se0.25"},
                      {"ir_r1_k3_s1_e6_c320_se0.25"}};
   auto d = depth(depth_mult);
   d.depth_round = true;
@@ -391,31 +400,28 @@ Kw pruned_tf(std::vector<effnet::PrunedBlock> widths) {
 // {stage, block, expanded width, SE width, output width}.
 const std::vector<effnet::PrunedBlock>& b1_pruned() {
   static const std::vector<effnet::PrunedBlock> w = {
-      {1, 0, 48, 4, 12},     {1, 1, 62, 6, 12},     {1, 2, 48, 6, 12},     {2, 0, 70, 6, 35},
-      {2, 1, 61, 10, 35},    {2, 2, 51, 10, 35},    {3, 0, 175, 10, 74},   {3, 1, 188, 20, 74},
-      {3, 2, 137, 20, 74},   {3, 3, 164, 20, 74},   {4, 0, 399, 20, 67},   {4, 1, 201, 28, 67},
-      {4, 2, 160, 28, 67},   {4, 3, 213, 28, 67},   {5, 0, 637, 27, 192},  {5, 1, 806, 48, 192},
-      {5, 2, 798, 48, 192},  {5, 3, 891, 48, 192},  {5, 4, 990, 48, 192},  {6, 1, 1912, 80, 320}};
+      {1, 0, 48, 4, 12},    {1, 1, 62, 6, 12},    {1, 2, 48, 6, 12},    {2, 0, 70, 6, 35},    {2, 1, 61, 10, 35},
+      {2, 2, 51, 10, 35},   {3, 0, 175, 10, 74},  {3, 1, 188, 20, 74},  {3, 2, 137, 20, 74},  {3, 3, 164, 20, 74},
+      {4, 0, 399, 20, 67},  {4, 1, 201, 28, 67},  {4, 2, 160, 28, 67},  {4, 3, 213, 28, 67},  {5, 0, 637, 27, 192},
+      {5, 1, 806, 48, 192}, {5, 2, 798, 48, 192}, {5, 3, 891, 48, 192}, {5, 4, 990, 48, 192}, {6, 1, 1912, 80, 320}};
   return w;
 }
 
 const std::vector<effnet::PrunedBlock>& b2_pruned() {
   static const std::vector<effnet::PrunedBlock> w = {
-      {1, 0, 54, 4, 17},     {1, 1, 69, 6, 17},     {1, 2, 61, 6, 17},     {2, 0, 86, 6, 42},
-      {2, 1, 72, 12, 42},    {2, 2, 98, 12, 42},    {3, 0, 245, 12, 85},   {3, 1, 274, 22, 85},
-      {3, 2, 254, 22, 85},   {3, 3, 292, 22, 85},   {4, 0, 502, 22, 116},  {4, 1, 315, 30, 116},
-      {4, 2, 354, 30, 116},  {4, 3, 443, 30, 116},  {5, 0, 719, 30, 208},  {5, 1, 1148, 52, 208},
-      {5, 2, 1160, 52, 208}, {5, 3, 1182, 52, 208}, {5, 4, 1228, 52, 208}};
+      {1, 0, 54, 4, 17},     {1, 1, 69, 6, 17},     {1, 2, 61, 6, 17},     {2, 0, 86, 6, 42},    {2, 1, 72, 12, 42},
+      {2, 2, 98, 12, 42},    {3, 0, 245, 12, 85},   {3, 1, 274, 22, 85},   {3, 2, 254, 22, 85},  {3, 3, 292, 22, 85},
+      {4, 0, 502, 22, 116},  {4, 1, 315, 30, 116},  {4, 2, 354, 30, 116},  {4, 3, 443, 30, 116}, {5, 0, 719, 30, 208},
+      {5, 1, 1148, 52, 208}, {5, 2, 1160, 52, 208}, {5, 3, 1182, 52, 208}, {5, 4, 1228, 52, 208}};
   return w;
 }
 
 const std::vector<effnet::PrunedBlock>& b3_pruned() {
   static const std::vector<effnet::PrunedBlock> w = {
-      {1, 0, 27, 6, 12},     {1, 1, 49, 8, 12},     {1, 2, 48, 8, 12},     {2, 0, 83, 8, 40},
-      {2, 1, 90, 12, 40},    {2, 2, 85, 12, 40},    {3, 0, 215, 12, 93},   {3, 1, 261, 24, 93},
-      {3, 2, 219, 24, 93},   {3, 3, 254, 24, 93},   {3, 4, 236, 24, 93},   {4, 0, 480, 24, 120},
-      {4, 1, 235, 34, 120},  {4, 2, 217, 34, 120},  {4, 3, 226, 33, 120},  {4, 4, 340, 34, 120},
-      {5, 0, 802, 34, 232},  {5, 1, 1030, 58, 232}, {5, 2, 924, 58, 232},  {5, 3, 1016, 58, 232},
+      {1, 0, 27, 6, 12},     {1, 1, 49, 8, 12},     {1, 2, 48, 8, 12},     {2, 0, 83, 8, 40},    {2, 1, 90, 12, 40},
+      {2, 2, 85, 12, 40},    {3, 0, 215, 12, 93},   {3, 1, 261, 24, 93},   {3, 2, 219, 24, 93},  {3, 3, 254, 24, 93},
+      {3, 4, 236, 24, 93},   {4, 0, 480, 24, 120},  {4, 1, 235, 34, 120},  {4, 2, 217, 34, 120}, {4, 3, 226, 33, 120},
+      {4, 4, 340, 34, 120},  {5, 0, 802, 34, 232},  {5, 1, 1030, 58, 232}, {5, 2, 924, 58, 232}, {5, 3, 1016, 58, 232},
       {5, 4, 1130, 58, 232}, {5, 5, 1266, 58, 232}, {6, 1, 2301, 96, 384}};
   return w;
 }
@@ -462,7 +468,8 @@ void register_efficientnet_family() {
       {"efficientnet_b0_g16_evos", efficientnet(1.0, 1.0, norm(NormType::kBatchNorm, 0, 16, 16))},
       {"efficientnet_b3_gn", efficientnet(1.2, 1.4, norm(NormType::kGroupNorm, 16, std::nullopt, 16))},
       {"efficientnet_b3_g8_gn", efficientnet(1.2, 1.4, norm(NormType::kGroupNorm, 16, 8, 16))},
-      {"efficientnet_blur_b0", [] {
+      {"efficientnet_blur_b0",
+       [] {
          Kw k;
          k.aa = "blurpc";
          return efficientnet(1.0, 1.0, k);
@@ -484,7 +491,8 @@ void register_efficientnet_family() {
       {"efficientnet_b2_pruned", efficientnet(1.1, 1.2, pruned_tf(b2_pruned()))},
       {"efficientnet_b3_pruned", efficientnet(1.2, 1.4, pruned_tf(b3_pruned()))},
       {"efficientnetv2_rw_t", efficientnetv2_s(0.8, {0.9}, false)},
-      {"gc_efficientnetv2_rw_t", [] {
+      {"gc_efficientnetv2_rw_t",
+       [] {
          Kw k;
          k.gc = true;
          return efficientnetv2_s(0.8, {0.9}, false, k);
@@ -553,13 +561,13 @@ void register_efficientnet_family() {
 
   // Default pretrained tags whose preprocessing is not ImageNet's mean/std (timm's pretrained_cfg).
   const std::set<std::string> inception_norm = {
-      "efficientnet_b1",         "efficientnet_b1_pruned", "efficientnet_b2_pruned", "efficientnet_b3_pruned",
-      "mobilenet_edgetpu_v2_m",  "mobilenetv1_100",        "mobilenetv1_100h",       "mobilenetv1_125",
-      "test_efficientnet_evos",  "test_efficientnet_gn",   "tf_efficientnet_b8",     "tf_efficientnet_cc_b0_4e",
-      "tf_efficientnet_cc_b0_8e", "tf_efficientnet_cc_b1_8e", "tf_efficientnet_el",   "tf_efficientnet_em",
-      "tf_efficientnet_es",      "tf_efficientnet_lite0",  "tf_efficientnet_lite1",  "tf_efficientnet_lite2",
-      "tf_efficientnet_lite3",   "tf_efficientnet_lite4",  "tf_efficientnetv2_b3",   "tf_efficientnetv2_l",
-      "tf_efficientnetv2_m",     "tf_efficientnetv2_s",    "tf_efficientnetv2_xl"};
+      "efficientnet_b1",          "efficientnet_b1_pruned",   "efficientnet_b2_pruned", "efficientnet_b3_pruned",
+      "mobilenet_edgetpu_v2_m",   "mobilenetv1_100",          "mobilenetv1_100h",       "mobilenetv1_125",
+      "test_efficientnet_evos",   "test_efficientnet_gn",     "tf_efficientnet_b8",     "tf_efficientnet_cc_b0_4e",
+      "tf_efficientnet_cc_b0_8e", "tf_efficientnet_cc_b1_8e", "tf_efficientnet_el",     "tf_efficientnet_em",
+      "tf_efficientnet_es",       "tf_efficientnet_lite0",    "tf_efficientnet_lite1",  "tf_efficientnet_lite2",
+      "tf_efficientnet_lite3",    "tf_efficientnet_lite4",    "tf_efficientnetv2_b3",   "tf_efficientnetv2_l",
+      "tf_efficientnetv2_m",      "tf_efficientnetv2_s",      "tf_efficientnetv2_xl"};
 
   for (auto& [name, cfg] : models) {
     ModelEntry entry;

@@ -33,7 +33,8 @@ int64_t py_round(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
   size_t start = 0;
-  for (size_t pos; (pos = s.find(sep, start)) != std::string::npos; start = pos + 1) out.push_back(s.substr(start, pos - start));
+  for (size_t pos; (pos = s.find(sep, start)) != std::string::npos; start = pos + 1)
+    out.push_back(s.substr(start, pos - start));
   out.push_back(s.substr(start));
   return out;
 }
@@ -269,8 +270,7 @@ class BlockBase : public nn::Module {
       const double rd = static_cast<double>(channels) * a.se_rd_ratio;
       int64_t rd_chs = a.se.rd_round ? a.se.rd_round(rd) : py_round(rd);
       if (a.pruned) rd_chs = a.pruned->se;
-      se_ = nn::AnyModule(
-          SqueezeExcite(channels, rd_chs, a.se.force_act.empty() ? a.act : a.se.force_act, a.se.gate));
+      se_ = nn::AnyModule(SqueezeExcite(channels, rd_chs, a.se.force_act.empty() ? a.act : a.se.force_act, a.se.gate));
     }
     register_module("se", se_.ptr());
   }
@@ -334,13 +334,11 @@ class DepthwiseSeparableConvImpl : public BlockBase {
       use_aa = false;
     }
     const int64_t groups = num_groups(a.def.group_size, 1, in);
-    conv_dw_ = register_conv(*this, "conv_dw",
-                             layers::create_conv2d(in, in, dw_kernel,
-                                                   ConvArgs()
-                                                       .stride(use_aa ? 1 : a.stride)
-                                                       .dilation(a.dilation)
-                                                       .groups(groups)
-                                                       .padding(dw_pad)));
+    conv_dw_ = register_conv(
+        *this, "conv_dw",
+        layers::create_conv2d(
+            in, in, dw_kernel,
+            ConvArgs().stride(use_aa ? 1 : a.stride).dilation(a.dilation).groups(groups).padding(dw_pad)));
     bn1_ = register_norm(*this, "bn1", create_norm_act(a.norm, in, a.act));
     if (use_aa) aa_ = layers::create_aa(a.aa, a.out_chs, a.stride);
     init_se(a, in);
@@ -384,6 +382,7 @@ class InvertedResidualImpl : public BlockBase {
       use_aa = false;
     }
     const int64_t mid = a.pruned ? a.pruned->mid : layers::make_divisible(static_cast<double>(in) * a.def.exp_ratio);
+    const int64_t out = a.pruned ? a.pruned->out : a.out_chs;
     const int64_t groups = num_groups(a.def.group_size, 1, mid);
     const auto dw_args = ConvArgs().stride(use_aa ? 1 : a.stride).dilation(a.dilation).groups(groups).padding(dw_pad);
     if (experts > 0) {
@@ -396,8 +395,8 @@ class InvertedResidualImpl : public BlockBase {
       cond_dw_ = cond("conv_dw", mid, mid, dw_kernel, dw_args);
       bn2_ = register_norm(*this, "bn2", create_norm_act(a.norm, mid, a.act));
       init_se(a, mid);
-      cond_pwl_ = cond("conv_pwl", mid, a.out_chs, a.def.pw_kernel, ConvArgs().padding(a.pad_type));
-      bn3_ = register_norm(*this, "bn3", create_norm_act(a.norm, a.out_chs, a.act, false));
+      cond_pwl_ = cond("conv_pwl", mid, out, a.def.pw_kernel, ConvArgs().padding(a.pad_type));
+      bn3_ = register_norm(*this, "bn3", create_norm_act(a.norm, out, a.act, false));
       routing_fn_ = register_module("routing_fn", nn::Linear(in, experts));
       return;
     }
@@ -409,8 +408,8 @@ class InvertedResidualImpl : public BlockBase {
     if (use_aa) aa_ = layers::create_aa(a.aa, mid, a.stride);
     init_se(a, mid);
     conv_pwl_ = register_conv(*this, "conv_pwl",
-                              layers::create_conv2d(mid, a.out_chs, a.def.pw_kernel, ConvArgs().padding(a.pad_type)));
-    bn3_ = register_norm(*this, "bn3", create_norm_act(a.norm, a.out_chs, a.act, false));
+                              layers::create_conv2d(mid, out, a.def.pw_kernel, ConvArgs().padding(a.pad_type)));
+    bn3_ = register_norm(*this, "bn3", create_norm_act(a.norm, out, a.act, false));
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
@@ -445,13 +444,11 @@ class EdgeResidualImpl : public BlockBase {
     const int64_t base = a.def.force_in_chs > 0 ? a.def.force_in_chs : a.in_chs;
     const int64_t mid = layers::make_divisible(static_cast<double>(base) * a.def.exp_ratio);
     const int64_t groups = num_groups(a.def.group_size, 0, mid);
-    conv_exp_ = register_conv(*this, "conv_exp",
-                              layers::create_conv2d(a.in_chs, mid, a.def.exp_kernel,
-                                                    ConvArgs()
-                                                        .stride(use_aa ? 1 : a.stride)
-                                                        .dilation(a.dilation)
-                                                        .groups(groups)
-                                                        .padding(a.pad_type)));
+    conv_exp_ = register_conv(
+        *this, "conv_exp",
+        layers::create_conv2d(
+            a.in_chs, mid, a.def.exp_kernel,
+            ConvArgs().stride(use_aa ? 1 : a.stride).dilation(a.dilation).groups(groups).padding(a.pad_type)));
     bn1_ = register_norm(*this, "bn1", create_norm_act(a.norm, mid, a.act));
     if (use_aa) aa_ = layers::create_aa(a.aa, mid, a.stride);
     init_se(a, mid);
@@ -533,8 +530,8 @@ class UniversalInvertedResidualImpl : public BlockBase {
     const int64_t mid = layers::make_divisible(static_cast<double>(a.in_chs) * d.exp_ratio);
     pw_exp_ = make_conv_norm(*this, "pw_exp", a, a.in_chs, mid, 1, 1, 1, true, false);
     if (d.dw_mid) {
-      dw_mid_ = make_conv_norm(*this, "dw_mid", a, mid, mid, d.dw_mid, a.stride, num_groups(d.group_size, 1, mid),
-                               true, true);
+      dw_mid_ = make_conv_norm(*this, "dw_mid", a, mid, mid, d.dw_mid, a.stride, num_groups(d.group_size, 1, mid), true,
+                               true);
     }
     init_se(a, mid);
     pw_proj_ = make_conv_norm(*this, "pw_proj", a, mid, a.out_chs, 1, 1, 1, false, false);
@@ -633,6 +630,7 @@ BuiltStages build_stages(const ModelConfig& cfg, int64_t in_chs, int64_t output_
     out.feature_stage.push_back(0);
   }
   int64_t space2depth = 0;
+  int64_t full_in_chs = in_chs;  // unpruned width: pruning keeps the residuals of the full model
   for (size_t si = 0; si < arch.size(); ++si) {
     nn::Sequential stage;
     for (size_t bi = 0; bi < arch[si].size(); ++bi) {
@@ -691,7 +689,7 @@ BuiltStages build_stages(const ModelConfig& cfg, int64_t in_chs, int64_t output_
         if (s2d == 1) ratio /= 4;
         a.se_rd_ratio = ratio;
       }
-      const bool same_shape = a.stride == 1 && a.in_chs == a.out_chs;
+      const bool same_shape = a.stride == 1 && full_in_chs == a.out_chs;
       a.has_skip = d.type == "cn" ? d.skip && same_shape : same_shape && !d.noskip;
       for (const auto& p : cfg.pruned)
         if (p.stage == static_cast<int64_t>(si) && p.block == static_cast<int64_t>(bi)) a.pruned = p;
@@ -702,9 +700,9 @@ BuiltStages build_stages(const ModelConfig& cfg, int64_t in_chs, int64_t output_
         out.features.push_back({"blocks." + std::to_string(si), a.out_chs, current_stride});
         out.feature_stage.push_back(static_cast<int64_t>(si) + 1);
       }
-      in_chs = a.out_chs;
       // A pruned block's real output width feeds the next block.
-      if (a.pruned) in_chs = a.pruned->out;
+      in_chs = a.pruned ? a.pruned->out : a.out_chs;
+      full_in_chs = a.out_chs;
     }
     out.stages.push_back(stage);
   }
@@ -737,15 +735,17 @@ class EfficientNetImpl : public BackboneImpl {
       num_features_ = head_chs;
       if (cfg.num_features > 0) {
         num_features_ = cfg.num_features;
-        conv_head_ = register_conv(*this, "conv_head",
-                                   layers::create_conv2d_pad(head_chs, num_features_, 1, ConvArgs().padding(cfg.pad_type)));
+        conv_head_ =
+            register_conv(*this, "conv_head",
+                          layers::create_conv2d_pad(head_chs, num_features_, 1, ConvArgs().padding(cfg.pad_type)));
         norm_head_ = register_norm(*this, "bn2", create_norm_act(cfg.norm, num_features_, cfg.act));
       }
     } else {
       num_features_ = cfg.num_features;
-      conv_head_ = register_conv(*this, "conv_head",
-                                 layers::create_conv2d_pad(head_chs, num_features_, 1,
-                                                           ConvArgs().padding(cfg.pad_type).bias(cfg.head_bias && !cfg.head_norm)));
+      conv_head_ = register_conv(
+          *this, "conv_head",
+          layers::create_conv2d_pad(head_chs, num_features_, 1,
+                                    ConvArgs().padding(cfg.pad_type).bias(cfg.head_bias && !cfg.head_norm)));
       if (cfg.head_norm)
         norm_head_ = register_norm(*this, "norm_head", create_norm_act(cfg.norm, num_features_, cfg.act));
       else

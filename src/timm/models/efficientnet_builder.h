@@ -24,13 +24,13 @@ struct BlockDef {
   double exp_ratio = 1.0;
   double se_ratio = 0.0;
   bool noskip = false;
-  bool skip = false;    // "cn": force the residual
-  bool pw_act = false;  // "dsa": activation after the point-wise conv
-  bool s2d = false;     // space-to-depth stem block ("d1")
+  bool skip = false;         // "cn": force the residual
+  bool pw_act = false;       // "dsa": activation after the point-wise conv
+  bool s2d = false;          // space-to-depth stem block ("d1")
   int64_t num_experts = 0;   // CondConv experts ("cc")
   int64_t force_in_chs = 0;  // "fc"
   std::optional<int64_t> group_size;
-  int64_t dw_start = 0, dw_mid = 0, dw_end = 0;  // "uir" depthwise kernels, 0 = absent
+  int64_t dw_start = 0, dw_mid = 0, dw_end = 0;       // "uir" depthwise kernels, 0 = absent
   int64_t num_heads = 0, key_dim = 0, kv_stride = 1;  // "mqa" / "mha"
 };
 using StageDefs = std::vector<std::vector<BlockDef>>;
@@ -43,7 +43,7 @@ struct DecodeOptions {
   std::vector<double> depth_multiplier{1.0};
   bool depth_round = false;  // timm's depth_trunc='round' (default 'ceil')
   int64_t experts_multiplier = 1;
-  bool fix_first_last = false;  // first and last stage keep their depth
+  bool fix_first_last = false;        // first and last stage keep their depth
   std::optional<int64_t> group_size;  // default for blocks that do not set "gs"
 };
 

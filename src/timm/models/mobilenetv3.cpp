@@ -74,12 +74,9 @@ ModelConfig mobilenet_v3(const std::string& variant, double mult, double depth_m
             {"ir_r3_k5_s2_e6_c96_se0.25"},
             {"cn_r1_k1_s1_c576"}};
   } else if (minimal) {
-    arch = {{"ds_r1_k3_s1_e1_c16"},
-            {"ir_r1_k3_s2_e4_c24", "ir_r1_k3_s1_e3_c24"},
-            {"ir_r3_k3_s2_e3_c40"},
-            {"ir_r1_k3_s2_e6_c80", "ir_r1_k3_s1_e2.5_c80", "ir_r2_k3_s1_e2.3_c80"},
-            {"ir_r2_k3_s1_e6_c112"},
-            {"ir_r3_k3_s2_e6_c160"},
+    arch = {{"ds_r1_k3_s1_e1_c16"},  {"ir_r1_k3_s2_e4_c24", "ir_r1_k3_s1_e3_c24"},
+            {"ir_r3_k3_s2_e3_c40"},  {"ir_r1_k3_s2_e6_c80", "ir_r1_k3_s1_e2.5_c80", "ir_r2_k3_s1_e2.3_c80"},
+            {"ir_r2_k3_s1_e6_c112"}, {"ir_r3_k3_s2_e6_c160"},
             {"cn_r1_k1_s1_c960"}};
   } else {
     arch = {{"ds_r1_k3_s1_e1_c16_nre"},
@@ -145,12 +142,9 @@ ModelConfig fbnetv3(char variant) {
 }
 
 ModelConfig lcnet(double mult) {
-  const Arch arch = {{"dsa_r1_k3_s1_c32"},
-                     {"dsa_r2_k3_s2_c64"},
-                     {"dsa_r2_k3_s2_c128"},
-                     {"dsa_r1_k3_s2_c256", "dsa_r1_k5_s1_c256"},
-                     {"dsa_r4_k5_s1_c256"},
-                     {"dsa_r2_k5_s2_c512_se0.25"}};
+  const Arch arch = {{"dsa_r1_k3_s1_c32"},  {"dsa_r2_k3_s2_c64"},
+                     {"dsa_r2_k3_s2_c128"}, {"dsa_r1_k3_s2_c256", "dsa_r1_k5_s1_c256"},
+                     {"dsa_r4_k5_s1_c256"}, {"dsa_r2_k5_s2_c512_se0.25"}};
   auto c = mnv3_base(arch, {}, "hard_swish");
   c.round_chs = round_fn(mult);
   c.se.gate = "hard_sigmoid";
@@ -167,59 +161,57 @@ ModelConfig mobilenet_v4(const std::string& variant, double mult, const std::str
   int64_t stem = 32;
   std::string act = "relu";
   if (hybrid && medium) {
-    arch = {{"er_r1_k3_s2_e4_c48"},
-            {"uir_r1_a3_k5_s2_e4_c80", "uir_r1_a3_k3_s1_e2_c80"},
-            {"uir_r1_a3_k5_s2_e6_c160", "uir_r1_a0_k0_s1_e2_c160", "uir_r1_a3_k3_s1_e4_c160",
-             "uir_r1_a3_k5_s1_e4_c160", "mqa_r1_k3_h4_s1_v2_d64_c160", "uir_r1_a3_k3_s1_e4_c160",
-             "mqa_r1_k3_h4_s1_v2_d64_c160", "uir_r1_a3_k0_s1_e4_c160", "mqa_r1_k3_h4_s1_v2_d64_c160",
-             "uir_r1_a3_k3_s1_e4_c160", "mqa_r1_k3_h4_s1_v2_d64_c160", "uir_r1_a3_k0_s1_e4_c160"},
-            {"uir_r1_a5_k5_s2_e6_c256", "uir_r1_a5_k5_s1_e4_c256", "uir_r2_a3_k5_s1_e4_c256",
-             "uir_r1_a0_k0_s1_e2_c256", "uir_r1_a3_k5_s1_e2_c256", "uir_r1_a0_k0_s1_e2_c256",
-             "uir_r1_a0_k0_s1_e4_c256", "mqa_r1_k3_h4_s1_d64_c256", "uir_r1_a3_k0_s1_e4_c256",
-             "mqa_r1_k3_h4_s1_d64_c256", "uir_r1_a5_k5_s1_e4_c256", "mqa_r1_k3_h4_s1_d64_c256",
-             "uir_r1_a5_k0_s1_e4_c256", "mqa_r1_k3_h4_s1_d64_c256", "uir_r1_a5_k0_s1_e4_c256"},
-            {"cn_r1_k1_s1_c960"}};
+    arch = {
+        {"er_r1_k3_s2_e4_c48"},
+        {"uir_r1_a3_k5_s2_e4_c80", "uir_r1_a3_k3_s1_e2_c80"},
+        {"uir_r1_a3_k5_s2_e6_c160", "uir_r1_a0_k0_s1_e2_c160", "uir_r1_a3_k3_s1_e4_c160", "uir_r1_a3_k5_s1_e4_c160",
+         "mqa_r1_k3_h4_s1_v2_d64_c160", "uir_r1_a3_k3_s1_e4_c160", "mqa_r1_k3_h4_s1_v2_d64_c160",
+         "uir_r1_a3_k0_s1_e4_c160", "mqa_r1_k3_h4_s1_v2_d64_c160", "uir_r1_a3_k3_s1_e4_c160",
+         "mqa_r1_k3_h4_s1_v2_d64_c160", "uir_r1_a3_k0_s1_e4_c160"},
+        {"uir_r1_a5_k5_s2_e6_c256", "uir_r1_a5_k5_s1_e4_c256", "uir_r2_a3_k5_s1_e4_c256", "uir_r1_a0_k0_s1_e2_c256",
+         "uir_r1_a3_k5_s1_e2_c256", "uir_r1_a0_k0_s1_e2_c256", "uir_r1_a0_k0_s1_e4_c256", "mqa_r1_k3_h4_s1_d64_c256",
+         "uir_r1_a3_k0_s1_e4_c256", "mqa_r1_k3_h4_s1_d64_c256", "uir_r1_a5_k5_s1_e4_c256", "mqa_r1_k3_h4_s1_d64_c256",
+         "uir_r1_a5_k0_s1_e4_c256", "mqa_r1_k3_h4_s1_d64_c256", "uir_r1_a5_k0_s1_e4_c256"},
+        {"cn_r1_k1_s1_c960"}};
   } else if (hybrid && large) {
     stem = 24;
     act = "gelu";
-    arch = {{"er_r1_k3_s2_e4_c48"},
-            {"uir_r1_a3_k5_s2_e4_c96", "uir_r1_a3_k3_s1_e4_c96"},
-            {"uir_r1_a3_k5_s2_e4_c192", "uir_r3_a3_k3_s1_e4_c192", "uir_r1_a3_k5_s1_e4_c192",
-             "uir_r2_a5_k3_s1_e4_c192", "mqa_r1_k3_h8_s1_v2_d48_c192", "uir_r1_a5_k3_s1_e4_c192",
-             "mqa_r1_k3_h8_s1_v2_d48_c192", "uir_r1_a5_k3_s1_e4_c192", "mqa_r1_k3_h8_s1_v2_d48_c192",
-             "uir_r1_a5_k3_s1_e4_c192", "mqa_r1_k3_h8_s1_v2_d48_c192", "uir_r1_a3_k0_s1_e4_c192"},
-            {"uir_r4_a5_k5_s2_e4_c512", "uir_r1_a5_k0_s1_e4_c512", "uir_r1_a5_k3_s1_e4_c512",
-             "uir_r2_a5_k0_s1_e4_c512", "uir_r1_a5_k3_s1_e4_c512", "uir_r1_a5_k5_s1_e4_c512",
-             "mqa_r1_k3_h8_s1_d64_c512", "uir_r1_a5_k0_s1_e4_c512", "mqa_r1_k3_h8_s1_d64_c512",
-             "uir_r1_a5_k0_s1_e4_c512", "mqa_r1_k3_h8_s1_d64_c512", "uir_r1_a5_k0_s1_e4_c512",
-             "mqa_r1_k3_h8_s1_d64_c512", "uir_r1_a5_k0_s1_e4_c512"},
-            {"cn_r1_k1_s1_c960"}};
+    arch = {
+        {"er_r1_k3_s2_e4_c48"},
+        {"uir_r1_a3_k5_s2_e4_c96", "uir_r1_a3_k3_s1_e4_c96"},
+        {"uir_r1_a3_k5_s2_e4_c192", "uir_r3_a3_k3_s1_e4_c192", "uir_r1_a3_k5_s1_e4_c192", "uir_r2_a5_k3_s1_e4_c192",
+         "mqa_r1_k3_h8_s1_v2_d48_c192", "uir_r1_a5_k3_s1_e4_c192", "mqa_r1_k3_h8_s1_v2_d48_c192",
+         "uir_r1_a5_k3_s1_e4_c192", "mqa_r1_k3_h8_s1_v2_d48_c192", "uir_r1_a5_k3_s1_e4_c192",
+         "mqa_r1_k3_h8_s1_v2_d48_c192", "uir_r1_a3_k0_s1_e4_c192"},
+        {"uir_r4_a5_k5_s2_e4_c512", "uir_r1_a5_k0_s1_e4_c512", "uir_r1_a5_k3_s1_e4_c512", "uir_r2_a5_k0_s1_e4_c512",
+         "uir_r1_a5_k3_s1_e4_c512", "uir_r1_a5_k5_s1_e4_c512", "mqa_r1_k3_h8_s1_d64_c512", "uir_r1_a5_k0_s1_e4_c512",
+         "mqa_r1_k3_h8_s1_d64_c512", "uir_r1_a5_k0_s1_e4_c512", "mqa_r1_k3_h8_s1_d64_c512", "uir_r1_a5_k0_s1_e4_c512",
+         "mqa_r1_k3_h8_s1_d64_c512", "uir_r1_a5_k0_s1_e4_c512"},
+        {"cn_r1_k1_s1_c960"}};
   } else if (medium) {
     arch = {{"er_r1_k3_s2_e4_c48"},
             {"uir_r1_a3_k5_s2_e4_c80", "uir_r1_a3_k3_s1_e2_c80"},
-            {"uir_r1_a3_k5_s2_e6_c160", "uir_r2_a3_k3_s1_e4_c160", "uir_r1_a3_k5_s1_e4_c160",
-             "uir_r1_a3_k3_s1_e4_c160", "uir_r1_a3_k0_s1_e4_c160", "uir_r1_a0_k0_s1_e2_c160",
-             "uir_r1_a3_k0_s1_e4_c160"},
-            {"uir_r1_a5_k5_s2_e6_c256", "uir_r1_a5_k5_s1_e4_c256", "uir_r2_a3_k5_s1_e4_c256",
-             "uir_r1_a0_k0_s1_e4_c256", "uir_r1_a3_k0_s1_e4_c256", "uir_r1_a3_k5_s1_e2_c256",
-             "uir_r1_a5_k5_s1_e4_c256", "uir_r2_a0_k0_s1_e4_c256", "uir_r1_a5_k0_s1_e2_c256"},
+            {"uir_r1_a3_k5_s2_e6_c160", "uir_r2_a3_k3_s1_e4_c160", "uir_r1_a3_k5_s1_e4_c160", "uir_r1_a3_k3_s1_e4_c160",
+             "uir_r1_a3_k0_s1_e4_c160", "uir_r1_a0_k0_s1_e2_c160", "uir_r1_a3_k0_s1_e4_c160"},
+            {"uir_r1_a5_k5_s2_e6_c256", "uir_r1_a5_k5_s1_e4_c256", "uir_r2_a3_k5_s1_e4_c256", "uir_r1_a0_k0_s1_e4_c256",
+             "uir_r1_a3_k0_s1_e4_c256", "uir_r1_a3_k5_s1_e2_c256", "uir_r1_a5_k5_s1_e4_c256", "uir_r2_a0_k0_s1_e4_c256",
+             "uir_r1_a5_k0_s1_e2_c256"},
             {"cn_r1_k1_s1_c960"}};
   } else if (large) {
     stem = 24;
     arch = {{"er_r1_k3_s2_e4_c48"},
             {"uir_r1_a3_k5_s2_e4_c96", "uir_r1_a3_k3_s1_e4_c96"},
-            {"uir_r1_a3_k5_s2_e4_c192", "uir_r3_a3_k3_s1_e4_c192", "uir_r1_a3_k5_s1_e4_c192",
-             "uir_r5_a5_k3_s1_e4_c192", "uir_r1_a3_k0_s1_e4_c192"},
-            {"uir_r4_a5_k5_s2_e4_c512", "uir_r1_a5_k0_s1_e4_c512", "uir_r1_a5_k3_s1_e4_c512",
-             "uir_r2_a5_k0_s1_e4_c512", "uir_r1_a5_k3_s1_e4_c512", "uir_r1_a5_k5_s1_e4_c512",
-             "uir_r3_a5_k0_s1_e4_c512"},
+            {"uir_r1_a3_k5_s2_e4_c192", "uir_r3_a3_k3_s1_e4_c192", "uir_r1_a3_k5_s1_e4_c192", "uir_r5_a5_k3_s1_e4_c192",
+             "uir_r1_a3_k0_s1_e4_c192"},
+            {"uir_r4_a5_k5_s2_e4_c512", "uir_r1_a5_k0_s1_e4_c512", "uir_r1_a5_k3_s1_e4_c512", "uir_r2_a5_k0_s1_e4_c512",
+             "uir_r1_a5_k3_s1_e4_c512", "uir_r1_a5_k5_s1_e4_c512", "uir_r3_a5_k0_s1_e4_c512"},
             {"cn_r1_k1_s1_c960"}};
   } else {
     arch = {{"cn_r1_k3_s2_e1_c32", "cn_r1_k1_s1_e1_c32"},
             {"cn_r1_k3_s2_e1_c96", "cn_r1_k1_s1_e1_c64"},
             {"uir_r1_a5_k5_s2_e3_c96", "uir_r4_a0_k3_s1_e2_c96", "uir_r1_a3_k0_s1_e4_c96"},
-            {"uir_r1_a3_k3_s2_e6_c128", "uir_r1_a5_k5_s1_e4_c128", "uir_r1_a0_k5_s1_e4_c128",
-             "uir_r1_a0_k5_s1_e3_c128", "uir_r2_a0_k3_s1_e4_c128"},
+            {"uir_r1_a3_k3_s2_e6_c128", "uir_r1_a5_k5_s1_e4_c128", "uir_r1_a0_k5_s1_e4_c128", "uir_r1_a0_k5_s1_e3_c128",
+             "uir_r2_a0_k3_s1_e4_c128"},
             {"cn_r1_k1_s1_c960"}};
   }
   auto c = mnv3_base(arch, {}, act);
@@ -276,9 +268,9 @@ void register_mobilenetv3_family() {
 
   // Default pretrained tags whose preprocessing is not ImageNet's mean/std (timm's pretrained_cfg).
   const std::set<std::string> inception_norm = {
-      "mobilenetv3_large_150d",     "mobilenetv4_conv_small_035",       "mobilenetv4_conv_small_050",
-      "tf_mobilenetv3_large_075",   "tf_mobilenetv3_large_100",         "tf_mobilenetv3_large_minimal_100",
-      "tf_mobilenetv3_small_075",   "tf_mobilenetv3_small_100",         "tf_mobilenetv3_small_minimal_100"};
+      "mobilenetv3_large_150d",   "mobilenetv4_conv_small_035", "mobilenetv4_conv_small_050",
+      "tf_mobilenetv3_large_075", "tf_mobilenetv3_large_100",   "tf_mobilenetv3_large_minimal_100",
+      "tf_mobilenetv3_small_075", "tf_mobilenetv3_small_100",   "tf_mobilenetv3_small_minimal_100"};
 
   for (auto& [name, cfg] : models) {
     ModelEntry entry;

@@ -365,10 +365,9 @@ class ResNetImpl : public BackboneImpl {
       }
       stages_.push_back(register_module(stage_name, stage));
     }
-    num_features_ = inplanes;
 
     if (!args.features_only() && args.num_classes() > 0)
-      fc_ = register_module("fc", nn::Linear(num_features_, args.num_classes()));
+      fc_ = register_module("fc", nn::Linear(inplanes, args.num_classes()));
   }
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
@@ -402,7 +401,6 @@ class ResNetImpl : public BackboneImpl {
   }
 
   std::string first_conv() const override { return first_conv_; }
-  int64_t num_features() const { return num_features_; }
 
  private:
   torch::Tensor stem(const torch::Tensor& x) { return torch::relu(bn1_.forward(conv1_(x))); }
@@ -413,7 +411,6 @@ class ResNetImpl : public BackboneImpl {
   nn::AnyModule bn1_;
   std::vector<nn::Sequential> stages_;
   nn::Linear fc_{nullptr};
-  int64_t num_features_ = 0;
 };
 
 const PrunedWidths& ecaresnet50d_pruned_widths() {

@@ -1,0 +1,50 @@
+#include "support.h"
+
+#include <gtest/gtest.h>
+#include <smp/conformance.h>
+#include <smp/fill.h>
+#include <smp/io.h>
+
+namespace smp::test {
+
+std::vector<std::string> keys(const torch::nn::Module& module) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : smp::io::state_dict(module)) out.push_back(k);
+  return out;
+}
+
+bool has_prefix(const std::vector<std::string>& ks, const std::string& prefix) {
+  return std::any_of(ks.begin(), ks.end(), [&](const std::string& k) { return k.rfind(prefix, 0) == 0; });
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::vector<int64_t> reductions(const smp::timm::FeaturesImpl& features) {
+  std::vector<int64_t> out;
+  for (const auto& info : features.feature_info()) out.push_back(info.reduction);
+  return out;
+}
+
+void expect_classifier_logits(const std::string& file, std::vector<int64_t> input_shape, double rtol) {
+  torch::NoGradGuard no_grad;
+  auto expected = smp::io::read_safetensors(std::string(SMP_TEST_DATA) + "/" + file);
+  ASSERT_FALSE(expected.tensors.empty()) << file;
+  auto x = smp::fill::input("input", input_shape);
+  for (const auto& [name, want] : expected.tensors) {
+    auto model = smp::timm::create_model(name, smp::timm::ModelArgs().num_classes(want.size(1)));
+    smp::fill::fill_module(*model);
+    model->eval();
+    auto got = model->forward(x);
+    ASSERT_EQ(got.sizes(), want.sizes()) << name;
+    EXPECT_LT(smp::conformance::relative_error(got, want), rtol) << name;
+  }
+}
+
+}  // namespace smp::test
