@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 namespace {
 
@@ -81,4 +82,26 @@ TEST(Safetensors, WriteIsAtomicAndReadable) {
   EXPECT_TRUE(torch::equal(smp::io::read_safetensors(path).tensors.at("w"), torch::ones({3})));
   EXPECT_THROW(smp::io::read_safetensors((dir / "missing.safetensors").string()), std::runtime_error);
   std::filesystem::remove_all(dir);
+}
+
+// Mutated and truncated files must either parse or throw std::runtime_error: never crash or hang.
+TEST(Safetensors, SurvivesRandomCorruption) {
+  const auto valid = smp::io::serialize_safetensors(
+      {{"a", torch::arange(12, torch::kFloat32)}, {"b", torch::ones({2, 3}, torch::kFloat16)}}, {{"format", "pt"}});
+  std::mt19937 rng(1234);
+  int parsed = 0, rejected = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string bytes = valid;
+    if (round % 3 == 0) bytes.resize(rng() % bytes.size());
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < flips && !bytes.empty(); ++i) bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    try {
+      smp::io::parse_safetensors(bytes.data(), bytes.size());
+      ++parsed;
+    } catch (const std::runtime_error&) {
+      ++rejected;
+    }
+  }
+  EXPECT_EQ(parsed + rejected, 3000);
+  EXPECT_GT(rejected, 0);
 }

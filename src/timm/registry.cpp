@@ -92,11 +92,21 @@ Features create_features(const std::string& name, const ModelArgs& args) {
   if (!args.pretrained().empty()) {
     auto file = io::read_safetensors(args.pretrained());
     auto own = io::state_dict(*features);
+    // Keys of the full model that features_only leaves out (classifier, pruned stages) are dropped;
+    // anything else that does not map is reported, so a checkpoint of another model is refused.
+    auto full_args = args;
+    auto full = create_model(name, full_args.features_only(false).pretrained(""));
+    std::set<std::string> full_keys;
+    for (const auto& [key, value] : io::state_dict(*full)) full_keys.insert(key);
+    full.reset();
     const FeaturesImpl& f = *features;
     io::load_state_dict(*features, file.tensors,
                         io::LoadOptions()
-                            .rename([&own, &f](const std::string& key) {
-                              return own.count(key) ? key : f.from_base_key(key);
+                            .rename([&own, &f, &full_keys](const std::string& key) {
+                              if (own.count(key)) return key;
+                              auto mapped = f.from_base_key(key);
+                              if (!mapped.empty() || full_keys.count(key)) return mapped;
+                              return key;
                             })
                             .first_conv_weight(features->from_base_key(backbone->first_conv() + ".weight")));
   }

@@ -1,5 +1,7 @@
 #include "timm/layers/helpers.h"
 
+#include <stdexcept>
+
 #include <algorithm>
 #include <cmath>
 
@@ -12,6 +14,15 @@ int64_t make_divisible(double v, int64_t divisor, double min_value, double round
   auto out = static_cast<int64_t>(std::max(floor_value, static_cast<double>(rounded)));
   if (static_cast<double>(out) < round_limit * v) out += divisor;
   return out;
+}
+
+void check_feature_indices(const std::vector<int64_t>& indices, int64_t available, const std::string& model) {
+  for (size_t k = 0; k < indices.size(); ++k) {
+    if (indices[k] < 0 || indices[k] >= available)
+      throw std::invalid_argument("feature index " + std::to_string(indices[k]) + " is out of range: this " + model +
+                                  " has features 0.." + std::to_string(available - 1));
+    if (k > 0 && indices[k] <= indices[k - 1]) throw std::invalid_argument("feature indices must be increasing");
+  }
 }
 
 }  // namespace smp::timm::layers

@@ -2,11 +2,17 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace smp::timm::layers {
 
 // timm's make_divisible: `v` rounded to the nearest multiple of `divisor`, at least `min_value`
 // (`divisor` when 0), and bumped up one step when rounding lost more than (1 - round_limit) of `v`.
 int64_t make_divisible(double v, int64_t divisor = 8, double min_value = 0.0, double round_limit = 0.9);
+
+// Throws std::invalid_argument unless `indices` ascend strictly within 0..available-1 (the features
+// this instance of `model` built).
+void check_feature_indices(const std::vector<int64_t>& indices, int64_t available, const std::string& model);
 
 }  // namespace smp::timm::layers

@@ -4,6 +4,7 @@
 
 #include <array>
 
+#include "timm/layers/helpers.h"
 #include "timm/families.h"
 #include "timm/layers/attention_modules.h"
 #include "timm/layers/blur_pool.h"
@@ -373,12 +374,7 @@ class ResNetImpl : public BackboneImpl {
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
     const auto built = static_cast<int64_t>(stages_.size()) + 1;
-    for (size_t k = 0; k < indices.size(); ++k) {
-      if (indices[k] < 0 || indices[k] >= built)
-        throw std::invalid_argument("feature index " + std::to_string(indices[k]) + " is out of range: this " +
-                                    name_ + " has features 0.." + std::to_string(built - 1));
-      if (k > 0 && indices[k] <= indices[k - 1]) throw std::invalid_argument("feature indices must be increasing");
-    }
+    layers::check_feature_indices(indices, built, name_);
     std::vector<torch::Tensor> out;
     if (indices.empty()) return out;
     auto y = stem(x);

@@ -1,6 +1,7 @@
 // XCiT (Cross-Covariance Image Transformer), as timm's xcit.py builds it.
 #include <smp/timm.h>
 
+#include "timm/layers/helpers.h"
 #include "timm/families.h"
 #include "timm/layers/class_attn.h"
 #include "timm/layers/mlp.h"
@@ -274,12 +275,7 @@ class XcitImpl : public BackboneImpl {
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
     const auto built = static_cast<int64_t>(blocks_.size());
-    for (size_t k = 0; k < indices.size(); ++k) {
-      if (indices[k] < 0 || indices[k] >= built)
-        throw std::invalid_argument("feature index " + std::to_string(indices[k]) + " is out of range: this " +
-                                    name_ + " has blocks 0.." + std::to_string(built - 1));
-      if (k > 0 && indices[k] <= indices[k - 1]) throw std::invalid_argument("feature indices must be increasing");
-    }
+    layers::check_feature_indices(indices, built, name_);
     const auto B = x.size(0);
     auto [tokens, Hp, Wp] = embed(x);
     std::vector<torch::Tensor> out;
