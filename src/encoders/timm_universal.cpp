@@ -206,7 +206,9 @@ std::string TimmUniversalEncoderImpl::features_info_str() const {
 }
 
 Encoder create_encoder(const EncoderOptions& options) {
-  if (util::starts_with(options.name(), "tu-")) return std::make_shared<TimmUniversalEncoderImpl>(options);
+  const auto& name = options.name();
+  if (util::starts_with(name, "tu-") && timm::is_model(name.substr(3)))
+    return std::make_shared<TimmUniversalEncoderImpl>(options);
   std::vector<std::string> names;
   for (const auto& n : timm::list_models()) names.push_back("tu-" + n);
   throw std::invalid_argument("Unknown encoder '" + options.name() + "'." + util::did_you_mean(options.name(), names) +
