@@ -32,6 +32,22 @@ std::vector<int64_t> reductions(const smp::timm::FeaturesImpl& features) {
   return out;
 }
 
+void expect_features_match_full(smp::timm::FeaturesImpl& features, const std::string& model,
+                                std::vector<int64_t> input_shape) {
+  torch::NoGradGuard no_grad;
+  auto full = smp::timm::create_model(model);
+  smp::fill::fill_module(*full);
+  const auto& f = features;
+  smp::fill::fill_module(features, [&f](const std::string& k) { return f.to_base_key(k); });
+  full->eval();
+  features.eval();
+  auto x = smp::fill::input("input", input_shape);
+  auto got = features.forward(x);
+  auto want = full->forward_intermediates(x, features.out_indices());
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(torch::allclose(got[i], want[i])) << model << " feature " << i;
+}
+
 void expect_classifier_logits(const std::string& file, std::vector<int64_t> input_shape, double rtol) {
   torch::NoGradGuard no_grad;
   auto expected = smp::io::read_safetensors(std::string(SMP_TEST_DATA) + "/" + file);

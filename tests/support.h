@@ -18,6 +18,10 @@ std::string error_of(const std::function<void()>& fn);
 std::vector<int64_t> reductions(const smp::timm::FeaturesImpl& features);
 // For every {model name: logits} in tests/data/<file>: builds the classifier with num_classes = the
 // logits' width, fills it with smp-fill-v1, runs the filled "input" of `input_shape` and compares.
+// A features-only model (with the given out_indices, already built as `features`) filled with
+// smp-fill-v1 by its base names gives the same maps as the full model's forward_intermediates.
+void expect_features_match_full(smp::timm::FeaturesImpl& features, const std::string& model,
+                                std::vector<int64_t> input_shape = {1, 3, 48, 64});
 void expect_classifier_logits(const std::string& file, std::vector<int64_t> input_shape = {2, 3, 64, 96},
                               double rtol = 1e-4);
 

@@ -110,16 +110,7 @@ TEST(ConvNeXt, FeaturesOnlyKeepsModulesUpToTheLastFeature) {
   EXPECT_EQ(f->from_base_key("head.fc.weight"), "");
 
   // The pruned model computes the same maps as the full one.
-  auto full = smp::timm::create_model("convnextv2_atto");
-  smp::fill::fill_module(*full);
-  smp::fill::fill_module(*f, [&](const std::string& k) { return f->to_base_key(k); });
-  full->eval();
-  f->eval();
-  auto x = smp::fill::input("input", {1, 3, 48, 64});
-  auto got = f->forward(x);
-  auto want = full->forward_intermediates(x, {0, 2});
-  ASSERT_EQ(got.size(), 2u);
-  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(torch::allclose(got[i], want[i])) << i;
+  expect_features_match_full(*f, "convnextv2_atto");
 }
 
 // Logits of full models against timm (tests/data/convnext/classifier_logits.safetensors: smp-fill-v1

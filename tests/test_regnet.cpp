@@ -117,16 +117,7 @@ TEST(RegNet, FeaturesOnlyKeepsModulesUpToTheLastFeature) {
   EXPECT_TRUE(has_prefix(ks, "s3.b4.se.fc2."));
   for (const char* gone : {"s4.", "head.", "final_conv."}) EXPECT_FALSE(has_prefix(ks, gone)) << gone;
 
-  auto full = smp::timm::create_model("regnety_002");
-  smp::fill::fill_module(*full);
-  smp::fill::fill_module(*f, [&](const std::string& k) { return f->to_base_key(k); });
-  full->eval();
-  f->eval();
-  auto x = smp::fill::input("input", {1, 3, 48, 64});
-  auto got = f->forward(x);
-  auto want = full->forward_intermediates(x, {1, 3});
-  ASSERT_EQ(got.size(), 2u);
-  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(torch::allclose(got[i], want[i])) << i;
+  expect_features_match_full(*f, "regnety_002");
 }
 
 // Logits of full models against timm (tests/data/regnet/classifier_logits.safetensors: smp-fill-v1
