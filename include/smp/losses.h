@@ -28,17 +28,22 @@ class LossImpl : public torch::nn::Module {
 };
 using Loss = std::shared_ptr<LossImpl>;
 
+// The options Dice, Jaccard and Tversky share, with smp's names and defaults.
+#define SMP_REGION_LOSS_OPTIONS(OPTIONS)                                                 \
+  /* implicit */ OPTIONS(std::string mode) : mode_(std::move(mode)) {}                 \
+  TORCH_ARG(std::string, mode);                                                        \
+  /* channels that contribute to the loss (not with binary mode); nullopt = all */     \
+  TORCH_ARG(std::optional<std::vector<int64_t>>, classes) = std::nullopt;              \
+  /* -log(score) instead of 1 - score */                                               \
+  TORCH_ARG(bool, log_loss) = false;                                                   \
+  TORCH_ARG(bool, from_logits) = true;                                                 \
+  TORCH_ARG(double, smooth) = 0.0;                                                     \
+  TORCH_ARG(std::optional<int64_t>, ignore_index) = std::nullopt;                      \
+  TORCH_ARG(double, eps) = 1e-7
+
 // ---- Dice ----
 struct DiceLossOptions {
-  /* implicit */ DiceLossOptions(std::string mode) : mode_(std::move(mode)) {}
-  TORCH_ARG(std::string, mode);
-  // Channels that contribute to the loss (not with binary mode); nullopt = all.
-  TORCH_ARG(std::optional<std::vector<int64_t>>, classes) = std::nullopt;
-  TORCH_ARG(bool, log_loss) = false;  // -log(score) instead of 1 - score
-  TORCH_ARG(bool, from_logits) = true;
-  TORCH_ARG(double, smooth) = 0.0;
-  TORCH_ARG(std::optional<int64_t>, ignore_index) = std::nullopt;
-  TORCH_ARG(double, eps) = 1e-7;
+  SMP_REGION_LOSS_OPTIONS(DiceLossOptions);
   // One weight per class (not with binary mode); the per-class losses' weighted mean.
   TORCH_ARG(std::optional<std::vector<double>>, class_weights) = std::nullopt;
 };
@@ -54,14 +59,7 @@ TORCH_MODULE(DiceLoss);
 
 // ---- Jaccard ----
 struct JaccardLossOptions {
-  /* implicit */ JaccardLossOptions(std::string mode) : mode_(std::move(mode)) {}
-  TORCH_ARG(std::string, mode);
-  TORCH_ARG(std::optional<std::vector<int64_t>>, classes) = std::nullopt;
-  TORCH_ARG(bool, log_loss) = false;
-  TORCH_ARG(bool, from_logits) = true;
-  TORCH_ARG(double, smooth) = 0.0;
-  TORCH_ARG(std::optional<int64_t>, ignore_index) = std::nullopt;
-  TORCH_ARG(double, eps) = 1e-7;
+  SMP_REGION_LOSS_OPTIONS(JaccardLossOptions);
   TORCH_ARG(std::optional<std::vector<double>>, class_weights) = std::nullopt;
 };
 
@@ -76,14 +74,7 @@ TORCH_MODULE(JaccardLoss);
 
 // ---- Tversky: Dice with FP weighted by alpha, FN by beta, the mean raised to gamma ----
 struct TverskyLossOptions {
-  /* implicit */ TverskyLossOptions(std::string mode) : mode_(std::move(mode)) {}
-  TORCH_ARG(std::string, mode);
-  TORCH_ARG(std::optional<std::vector<int64_t>>, classes) = std::nullopt;
-  TORCH_ARG(bool, log_loss) = false;
-  TORCH_ARG(bool, from_logits) = true;
-  TORCH_ARG(double, smooth) = 0.0;
-  TORCH_ARG(std::optional<int64_t>, ignore_index) = std::nullopt;
-  TORCH_ARG(double, eps) = 1e-7;
+  SMP_REGION_LOSS_OPTIONS(TverskyLossOptions);
   TORCH_ARG(double, alpha) = 0.5;
   TORCH_ARG(double, beta) = 0.5;
   TORCH_ARG(double, gamma) = 1.0;
