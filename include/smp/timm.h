@@ -41,6 +41,9 @@ enum class FeatureWrap {
   kModuleList,
   // FeatureGetterNet: the pruned model under "model.".
   kGetter,
+  // The family's own features-only model (timm's HighResolutionNetFeatures): the backbone's children
+  // under their own names.
+  kOwn,
 };
 
 // Base of every backbone. Submodules are registered under timm's exact names, so the full model's

@@ -11,5 +11,9 @@ void register_convnext_family();
 void register_regnet_family();
 void register_efficientnet_family();
 void register_mobilenetv3_family();
+void register_vgg_family();
+void register_densenet_family();
+void register_dla_family();
+void register_hrnet_family();
 
 }  // namespace smp::timm

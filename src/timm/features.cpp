@@ -32,6 +32,13 @@ FeaturesImpl::FeaturesImpl(Backbone backbone, std::vector<int64_t> out_indices)
     aliases_.emplace_back("model", "");
     return;
   }
+  if (backbone_->feature_wrap() == FeatureWrap::kOwn) {
+    for (const auto& item : backbone_->named_children()) {
+      register_module(item.key(), item.value());
+      aliases_.emplace_back(item.key(), item.key());
+    }
+    return;
+  }
   // FeatureListNet: keep children up to the one that produces the last selected feature.
   const std::string last = selected_info_.back().module;
   const auto flattened = backbone_->flattened_children();

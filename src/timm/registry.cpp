@@ -25,6 +25,10 @@ void register_all_families() {
     register_regnet_family();
     register_efficientnet_family();
     register_mobilenetv3_family();
+    register_vgg_family();
+    register_densenet_family();
+    register_dla_family();
+    register_hrnet_family();
   });
 }
 
