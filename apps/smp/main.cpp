@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <fnmatch.h>
+
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -41,18 +43,37 @@ int run_conformance(const std::vector<std::string>& paths) {
   return failed ? 1 : 0;
 }
 
-int run_list_encoders(const std::string& pattern) {
+// One line per encoder (smp's own, then timm's); `markdown` gives the table of docs/encoders.md.
+int run_list_encoders(const std::string& pattern, bool markdown) {
+  auto print = [markdown](const std::string& name, const std::string& family, const std::vector<int64_t>& channels,
+                          const std::vector<int64_t>& reductions, const torch::nn::Module& module) {
+    int64_t params = 0;
+    for (const auto& p : module.parameters()) params += p.numel();
+    const double millions = static_cast<double>(params) / 1e6;
+    if (markdown)
+      std::cout << fmt::format("| {} | {} | {} | {} | {:.1f} |\n", name, family, fmt::join(channels, ", "),
+                               fmt::join(reductions, ", "), millions);
+    else
+      std::cout << fmt::format("{:<43} channels [{}]  reductions [{}]  params {:.1f}M\n", name,
+                               fmt::join(channels, ", "), fmt::join(reductions, ", "), millions);
+  };
+  if (markdown) std::cout << "| Encoder | Family | Channels | Reductions | Params (M) |\n|---|---|---|---|---|\n";
+  for (const auto& name : smp::list_smp_encoders()) {
+    if (!pattern.empty() && fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
+    auto encoder = smp::create_encoder(smp::EncoderOptions().name(name));
+    const auto all = encoder->out_channels();
+    std::vector<int64_t> channels(all.begin() + 1, all.end()), reductions;
+    for (size_t i = 1; i < all.size(); ++i) reductions.push_back(int64_t{1} << i);
+    print(name, "smp", channels, reductions, *encoder);
+  }
   for (const auto& name : smp::timm::list_models(pattern)) {
     auto backbone = smp::timm::create_features(name);
-    std::vector<std::string> channels, reductions;
+    std::vector<int64_t> channels, reductions;
     for (const auto& f : backbone->feature_info()) {
-      channels.push_back(std::to_string(f.num_chs));
-      reductions.push_back(std::to_string(f.reduction));
+      channels.push_back(f.num_chs);
+      reductions.push_back(f.reduction);
     }
-    int64_t params = 0;
-    for (const auto& p : backbone->parameters()) params += p.numel();
-    std::cout << fmt::format("tu-{:<40} channels [{}]  reductions [{}]  params {:.1f}M\n", name, fmt::join(channels, ", "),
-                             fmt::join(reductions, ", "), static_cast<double>(params) / 1e6);
+    print("tu-" + name, smp::timm::model_entry(name).family, channels, reductions, *backbone);
   }
   return 0;
 }
@@ -110,8 +131,10 @@ int main(int argc, char** argv) {
   conformance->add_option("paths", paths, "Case folders or folders of cases")->required();
 
   std::string pattern;
-  auto* list = app.add_subcommand("list-encoders", "List timm encoders with their features");
+  bool markdown = false;
+  auto* list = app.add_subcommand("list-encoders", "List encoders (smp's own and tu-<timm>) with their features");
   list->add_option("pattern", pattern, "Shell-style filter, e.g. 'resnet*'");
+  list->add_flag("--markdown", markdown, "Print a Markdown table (docs/encoders.md)");
 
   std::string out_dir = "demo_output";
   auto* demo = app.add_subcommand("demo", "Build Unet(tu-resnet18), print its table, segment a generated image");
@@ -123,7 +146,7 @@ int main(int argc, char** argv) {
     smp::configure_threads(threads);
     if (*info) return run_info(arch, words);
     if (*conformance) return run_conformance(paths);
-    if (*list) return run_list_encoders(pattern);
+    if (*list) return run_list_encoders(pattern, markdown);
     if (*demo) return run_demo(out_dir);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << std::endl;

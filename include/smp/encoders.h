@@ -86,5 +86,7 @@ TORCH_MODULE(TimmUniversalEncoder);
 
 // get_encoder(name, ...): "tu-<timm name>" and the smp encoder names.
 Encoder create_encoder(const EncoderOptions& options);
+// smp's own encoder names (resnet18 .. resnext101_32x48d, mit_b0 .. mit_b5).
+std::vector<std::string> list_smp_encoders();
 
 }  // namespace smp

@@ -193,7 +193,10 @@ CaseResult run_smp_model_case(const std::string& dir, const json& spec) {
   if (std::find(archs.begin(), archs.end(), arch) == archs.end())
     return unsupported("architecture " + arch + " is not ported yet");
   const auto encoder = spec["kwargs"].value("encoder_name", std::string("resnet34"));
-  if (!util::starts_with(encoder, "tu-") || !timm::is_model(encoder.substr(3)))
+  const auto native = list_smp_encoders();
+  const bool known = util::starts_with(encoder, "tu-") ? timm::is_model(encoder.substr(3))
+                                                       : std::find(native.begin(), native.end(), encoder) != native.end();
+  if (!known)
     return unsupported("encoder " + encoder + " is not ported yet");
 
   auto model = create_model_from_kwargs(arch, spec["kwargs"]);

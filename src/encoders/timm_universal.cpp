@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "util/log.h"
+#include "encoders/smp_encoders.h"
 #include "util/strings.h"
 
 namespace smp {
@@ -209,7 +210,8 @@ Encoder create_encoder(const EncoderOptions& options) {
   const auto& name = options.name();
   if (util::starts_with(name, "tu-") && timm::is_model(name.substr(3)))
     return std::make_shared<TimmUniversalEncoderImpl>(options);
-  std::vector<std::string> names;
+  if (auto encoder = create_smp_encoder(options)) return encoder;
+  auto names = list_smp_encoders();
   for (const auto& n : timm::list_models()) names.push_back("tu-" + n);
   throw std::invalid_argument("Unknown encoder '" + options.name() + "'." + util::did_you_mean(options.name(), names) +
                               " timm backbones are named tu-<timm model name>; `smp list-encoders` lists them.");

@@ -1,0 +1,328 @@
+// smp's own encoders (names without "tu-"): torchvision-style ResNet/ResNeXt and the SegFormer
+// Mix Transformer (mit_b0 .. mit_b5), with smp's parameter names so smp checkpoints load unchanged.
+#include "encoders/smp_encoders.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include <smp/io.h>
+
+#include "timm/models/resnet_blocks.h"
+
+namespace smp {
+
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+namespace rb = timm::resnet_blocks;
+
+namespace {
+
+void check_depth(const std::string& name, int64_t depth) {
+  if (depth < 1 || depth > 5)
+    throw std::invalid_argument(fmt::format("{}: encoder_depth should be in range [1, 5], got {}", name, depth));
+}
+
+// Loads a safetensors file into `encoder`, dropping the classifier keys smp's encoders drop and
+// adapting the first conv to other input channel counts as smp's patch_first_conv does.
+void load_weights(nn::Module& encoder, const std::string& path, const std::string& head_prefix,
+                  const std::string& first_conv_weight) {
+  if (path.empty()) return;
+  const auto file = io::read_safetensors(path);
+  io::load_state_dict(encoder, file.tensors,
+                      io::LoadOptions()
+                          .rename([head_prefix](const std::string& k) {
+                            return k.rfind(head_prefix, 0) == 0 ? std::string() : k;
+                          })
+                          .first_conv_weight(first_conv_weight));
+}
+
+// ---------------------------------------------------------------- ResNet / ResNeXt
+struct ResNetSpec {
+  bool bottleneck;
+  std::vector<int64_t> layers;
+  int64_t groups = 1, width_per_group = 64;
+};
+
+class ResNetEncoderImpl : public EncoderImpl {
+ public:
+  ResNetEncoderImpl(const ResNetSpec& spec, const EncoderOptions& o) : depth_(o.depth()) {
+    check_depth(o.name(), depth_);
+    if (o.output_stride() != 32 && o.output_stride() != 16 && o.output_stride() != 8)
+      throw std::invalid_argument(fmt::format("Output stride should be 16 or 8, got {}.", o.output_stride()));
+    output_stride_ = o.output_stride();
+    const int64_t expansion = spec.bottleneck ? 4 : 1;
+    conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(o.in_channels(), 64, 7).stride(2).padding(3).bias(false)));
+    bn1 = register_module("bn1", nn::BatchNorm2d(64));
+    int64_t inplanes = 64;
+    out_channels_ = {o.in_channels(), 64};
+    const std::vector<int64_t> planes = {64, 128, 256, 512};
+    for (size_t s = 0; s < 4; ++s) {
+      // smp's make_dilated: stages past the output stride trade their stride for dilation.
+      const int64_t stage_stride = int64_t{4} << s;
+      const int64_t dilation = stage_stride > output_stride_ ? stage_stride / output_stride_ : 1;
+      const int64_t stride = s == 0 || dilation > 1 ? 1 : 2;
+      nn::Sequential layer;
+      for (int64_t b = 0; b < spec.layers[s]; ++b) {
+        rb::BlockArgs a{};
+        a.inplanes = inplanes;
+        a.width = spec.bottleneck
+                      ? static_cast<int64_t>(static_cast<double>(planes[s]) * (static_cast<double>(spec.width_per_group) / 64.0)) *
+                            spec.groups
+                      : planes[s];
+        a.first_planes = a.width;
+        a.outplanes = planes[s] * expansion;
+        a.stride = b == 0 ? stride : 1;
+        a.dilation = a.first_dilation = dilation;
+        a.cardinality = spec.groups;
+        a.group_norm = false;
+        if (b == 0 && (stride != 1 || inplanes != a.outplanes))
+          a.downsample = nn::Sequential(nn::Conv2d(nn::Conv2dOptions(inplanes, a.outplanes, 1).stride(stride).bias(false)),
+                                        nn::BatchNorm2d(a.outplanes));
+        if (spec.bottleneck)
+          layer->push_back(rb::Bottleneck(a));
+        else
+          layer->push_back(rb::BasicBlock(a));
+        inplanes = a.outplanes;
+      }
+      layers_.push_back(register_module("layer" + std::to_string(s + 1), layer));
+      out_channels_.push_back(inplanes);
+    }
+    out_channels_.resize(static_cast<size_t>(depth_ + 1));
+    load_weights(*this, o.weights(), "fc.", "conv1.weight");
+  }
+
+  std::vector<torch::Tensor> forward(const torch::Tensor& x) override {
+    std::vector<torch::Tensor> features{x};
+    auto y = torch::relu(bn1(conv1(x)));
+    features.push_back(y);
+    if (depth_ >= 2) y = F::max_pool2d(y, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+    for (int64_t s = 0; s + 2 <= depth_; ++s) {
+      y = layers_[static_cast<size_t>(s)]->forward(y);
+      features.push_back(y);
+    }
+    return features;
+  }
+  std::vector<int64_t> out_channels() const override { return out_channels_; }
+  int64_t depth() const override { return depth_; }
+  int64_t output_stride() const override { return std::min(output_stride_, int64_t{1} << depth_); }
+
+ private:
+  int64_t depth_, output_stride_ = 32;
+  std::vector<int64_t> out_channels_;
+  nn::Conv2d conv1{nullptr};
+  nn::BatchNorm2d bn1{nullptr};
+  std::vector<nn::Sequential> layers_;
+};
+
+// ---------------------------------------------------------------- Mix Transformer
+struct MitSpec {
+  std::vector<int64_t> embed_dims, depths;
+};
+const std::vector<int64_t> kMitHeads = {1, 2, 5, 8};
+const std::vector<int64_t> kMitSrRatios = {8, 4, 2, 1};
+constexpr double kMitEps = 1e-6;
+constexpr int64_t kMitMlpRatio = 4;
+
+nn::LayerNorm layer_norm(int64_t dim) { return nn::LayerNorm(nn::LayerNormOptions({dim}).eps(kMitEps)); }
+
+// LayerNorm over the channels of an NCHW map.
+torch::Tensor norm_2d(nn::LayerNorm& norm, const torch::Tensor& x) {
+  const auto n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  auto t = norm->forward(x.view({n, c, -1}).transpose(1, 2));
+  return t.transpose(1, 2).reshape({n, c, h, w});
+}
+
+class MitAttentionImpl : public nn::Module {
+ public:
+  MitAttentionImpl(int64_t dim, int64_t heads, int64_t sr_ratio) : heads_(heads), sr_ratio_(sr_ratio) {
+    q = register_module("q", nn::Linear(dim, dim));
+    kv = register_module("kv", nn::Linear(dim, dim * 2));
+    proj = register_module("proj", nn::Linear(dim, dim));
+    if (sr_ratio > 1) {
+      sr = register_module("sr", nn::Conv2d(nn::Conv2dOptions(dim, dim, sr_ratio).stride(sr_ratio)));
+      norm = register_module("norm", layer_norm(dim));
+    }
+  }
+  // x: [B, N, C] tokens of an h x w map.
+  torch::Tensor forward(const torch::Tensor& x, int64_t h, int64_t w) {
+    const auto b = x.size(0), n = x.size(1), c = x.size(2), hd = c / heads_;
+    auto qh = q(x).reshape({b, n, heads_, hd}).permute({0, 2, 1, 3});
+    auto src = x;
+    if (sr_ratio_ > 1) {
+      auto m = sr(x.permute({0, 2, 1}).reshape({b, c, h, w})).reshape({b, c, -1}).permute({0, 2, 1});
+      src = norm(m);
+    }
+    auto kvh = kv(src).reshape({b, -1, 2, heads_, hd}).permute({2, 0, 3, 1, 4});
+    auto attn = torch::matmul(qh, kvh[0].transpose(-2, -1)) * std::pow(static_cast<double>(hd), -0.5);
+    auto y = torch::matmul(attn.softmax(-1), kvh[1]).transpose(1, 2).reshape({b, n, c});
+    return proj(y);
+  }
+
+ private:
+  int64_t heads_, sr_ratio_;
+  nn::Linear q{nullptr}, kv{nullptr}, proj{nullptr};
+  nn::Conv2d sr{nullptr};
+  nn::LayerNorm norm{nullptr};
+};
+TORCH_MODULE(MitAttention);
+
+class MitMlpImpl : public nn::Module {
+ public:
+  MitMlpImpl(int64_t dim, int64_t hidden) {
+    fc1 = register_module("fc1", nn::Linear(dim, hidden));
+    auto dw = register_module("dwconv", std::make_shared<nn::Module>());
+    dwconv = dw->register_module("dwconv", nn::Conv2d(nn::Conv2dOptions(hidden, hidden, 3).padding(1).groups(hidden)));
+    fc2 = register_module("fc2", nn::Linear(hidden, dim));
+  }
+  torch::Tensor forward(const torch::Tensor& x, int64_t h, int64_t w) {
+    auto y = fc1(x);
+    const auto b = y.size(0), c = y.size(2);
+    y = dwconv(y.transpose(1, 2).reshape({b, c, h, w})).flatten(2).transpose(1, 2);
+    return fc2(torch::gelu(y));
+  }
+
+ private:
+  nn::Linear fc1{nullptr}, fc2{nullptr};
+  nn::Conv2d dwconv{nullptr};
+};
+TORCH_MODULE(MitMlp);
+
+class MitBlockImpl : public nn::Module {
+ public:
+  MitBlockImpl(int64_t dim, int64_t heads, int64_t sr_ratio) {
+    norm1 = register_module("norm1", layer_norm(dim));
+    attn = register_module("attn", MitAttention(dim, heads, sr_ratio));
+    norm2 = register_module("norm2", layer_norm(dim));
+    mlp = register_module("mlp", MitMlp(dim, dim * kMitMlpRatio));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    const auto b = x.size(0), h = x.size(2), w = x.size(3);
+    auto t = x.flatten(2).transpose(1, 2);
+    t = t + attn(norm1(t), h, w);
+    t = t + mlp(norm2(t), h, w);
+    return t.transpose(1, 2).reshape({b, -1, h, w});
+  }
+
+ private:
+  nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  MitAttention attn{nullptr};
+  MitMlp mlp{nullptr};
+};
+TORCH_MODULE(MitBlock);
+
+// Overlapping patch embedding: a strided conv, then LayerNorm over channels.
+class OverlapPatchEmbedImpl : public nn::Module {
+ public:
+  OverlapPatchEmbedImpl(int64_t in, int64_t dim, int64_t patch, int64_t stride) {
+    proj = register_module("proj", nn::Conv2d(nn::Conv2dOptions(in, dim, patch).stride(stride).padding(patch / 2)));
+    norm = register_module("norm", layer_norm(dim));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return norm_2d(norm, proj(x)); }
+
+ private:
+  nn::Conv2d proj{nullptr};
+  nn::LayerNorm norm{nullptr};
+};
+TORCH_MODULE(OverlapPatchEmbed);
+
+class MixTransformerEncoderImpl : public EncoderImpl {
+ public:
+  MixTransformerEncoderImpl(const MitSpec& spec, const EncoderOptions& o) : depth_(o.depth()) {
+    check_depth(o.name(), depth_);
+    if (o.output_stride() != 32)
+      throw std::invalid_argument(fmt::format(
+          "{} supports output_stride 32 only (got {}): dilating its strided patch embeddings would change what its "
+          "attention sees",
+          o.name(), o.output_stride()));
+    out_channels_ = {o.in_channels(), 0};
+    int64_t in = o.in_channels();
+    for (size_t s = 0; s < 4; ++s) {
+      const auto dim = spec.embed_dims[s];
+      const auto id = std::to_string(s + 1);
+      embeds_.push_back(register_module("patch_embed" + id, OverlapPatchEmbed(in, dim, s == 0 ? 7 : 3, s == 0 ? 4 : 2)));
+      nn::Sequential blocks;
+      for (int64_t b = 0; b < spec.depths[s]; ++b) blocks->push_back(MitBlock(dim, kMitHeads[s], kMitSrRatios[s]));
+      blocks_.push_back(register_module("block" + id, blocks));
+      norms_.push_back(register_module("norm" + id, layer_norm(dim)));
+      out_channels_.push_back(dim);
+      in = dim;
+    }
+    out_channels_.resize(static_cast<size_t>(depth_ + 1));
+    load_weights(*this, o.weights(), "head.", "patch_embed1.proj.weight");
+  }
+
+  std::vector<torch::Tensor> forward(const torch::Tensor& x) override {
+    // A 0-channel placeholder stands for the missing stride-2 feature.
+    std::vector<torch::Tensor> features{
+        x, torch::empty({x.size(0), 0, x.size(2) / 2, x.size(3) / 2}, x.options())};
+    auto y = x;
+    for (int64_t s = 0; s + 2 <= depth_; ++s) {
+      const auto u = static_cast<size_t>(s);
+      y = norm_2d(norms_[u], blocks_[u]->forward(embeds_[u](y))).contiguous();
+      features.push_back(y);
+    }
+    return features;
+  }
+  std::vector<int64_t> out_channels() const override { return out_channels_; }
+  int64_t depth() const override { return depth_; }
+  int64_t output_stride() const override { return std::min(int64_t{32}, int64_t{1} << depth_); }
+
+ private:
+  int64_t depth_;
+  std::vector<int64_t> out_channels_;
+  std::vector<OverlapPatchEmbed> embeds_;
+  std::vector<nn::Sequential> blocks_;
+  std::vector<nn::LayerNorm> norms_;
+};
+
+using Factory = std::function<Encoder(const EncoderOptions&)>;
+
+const std::map<std::string, Factory>& table() {
+  static const std::map<std::string, Factory> t = [] {
+    std::map<std::string, Factory> m;
+    auto resnet = [&m](const std::string& name, ResNetSpec spec) {
+      m[name] = [spec](const EncoderOptions& o) -> Encoder { return std::make_shared<ResNetEncoderImpl>(spec, o); };
+    };
+    resnet("resnet18", {false, {2, 2, 2, 2}});
+    resnet("resnet34", {false, {3, 4, 6, 3}});
+    resnet("resnet50", {true, {3, 4, 6, 3}});
+    resnet("resnet101", {true, {3, 4, 23, 3}});
+    resnet("resnet152", {true, {3, 8, 36, 3}});
+    resnet("resnext50_32x4d", {true, {3, 4, 6, 3}, 32, 4});
+    resnet("resnext101_32x4d", {true, {3, 4, 23, 3}, 32, 4});
+    resnet("resnext101_32x8d", {true, {3, 4, 23, 3}, 32, 8});
+    resnet("resnext101_32x16d", {true, {3, 4, 23, 3}, 32, 16});
+    resnet("resnext101_32x32d", {true, {3, 4, 23, 3}, 32, 32});
+    resnet("resnext101_32x48d", {true, {3, 4, 23, 3}, 32, 48});
+    auto mit = [&m](const std::string& name, MitSpec spec) {
+      m[name] = [spec](const EncoderOptions& o) -> Encoder {
+        return std::make_shared<MixTransformerEncoderImpl>(spec, o);
+      };
+    };
+    const std::vector<int64_t> wide = {64, 128, 320, 512};
+    mit("mit_b0", {{32, 64, 160, 256}, {2, 2, 2, 2}});
+    mit("mit_b1", {wide, {2, 2, 2, 2}});
+    mit("mit_b2", {wide, {3, 4, 6, 3}});
+    mit("mit_b3", {wide, {3, 4, 18, 3}});
+    mit("mit_b4", {wide, {3, 8, 27, 3}});
+    mit("mit_b5", {wide, {3, 6, 40, 3}});
+    return m;
+  }();
+  return t;
+}
+
+}  // namespace
+
+std::vector<std::string> list_smp_encoders() {
+  std::vector<std::string> out;
+  for (const auto& [name, f] : table()) out.push_back(name);
+  return out;
+}
+
+Encoder create_smp_encoder(const EncoderOptions& options) {
+  auto it = table().find(options.name());
+  return it == table().end() ? nullptr : it->second(options);
+}
+
+}  // namespace smp
