@@ -29,7 +29,8 @@ struct ModelArgs {
   TORCH_ARG(int64_t, in_chans) = 3;
   // 8, 16 or 32 (the default); families without dilation support reject anything but 32.
   TORCH_ARG(int64_t, output_stride) = 32;
-  TORCH_ARG(int64_t, num_classes) = 1000;
+  // Classifier width; -1 = the model's pretrained default (1000 for most, 0 = no head for some).
+  TORCH_ARG(int64_t, num_classes) = -1;
   // Path of a checkpoint (safetensors) to load after construction; empty = none.
   TORCH_ARG(std::string, pretrained) = "";
 };
@@ -80,6 +81,7 @@ struct ModelEntry {
   Constructor create;
   std::vector<double> mean = {0.485, 0.456, 0.406};  // preprocessing (timm pretrained_cfg)
   std::vector<double> std = {0.229, 0.224, 0.225};
+  int64_t num_classes = 1000;  // the default classifier width (timm's pretrained_cfg num_classes)
 };
 
 void register_model(ModelEntry entry);

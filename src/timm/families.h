@@ -15,5 +15,6 @@ void register_vgg_family();
 void register_densenet_family();
 void register_dla_family();
 void register_hrnet_family();
+void register_vision_transformer_family();
 
 }  // namespace smp::timm

@@ -29,6 +29,7 @@ void register_all_families() {
     register_densenet_family();
     register_dla_family();
     register_hrnet_family();
+    register_vision_transformer_family();
   });
 }
 
@@ -78,7 +79,9 @@ Backbone create_model(const std::string& name, const ModelArgs& args) {
   if (args.in_chans() < 1) throw std::invalid_argument("in_chans must be >= 1, got " + std::to_string(args.in_chans()));
   if (args.output_stride() != 8 && args.output_stride() != 16 && args.output_stride() != 32)
     throw std::invalid_argument("output_stride must be 8, 16 or 32, got " + std::to_string(args.output_stride()));
-  Backbone model = entry.create(args);
+  auto resolved = args;
+  if (resolved.num_classes() < 0) resolved.num_classes(entry.num_classes);
+  Backbone model = entry.create(resolved);
   if (!args.pretrained().empty() && !args.features_only()) {
     auto file = io::read_safetensors(args.pretrained());
     io::load_state_dict(*model, file.tensors,

@@ -10,6 +10,7 @@ ActFn get_act(const std::string& name) {
   if (name == "relu6") return [](const torch::Tensor& x) { return torch::clamp(x, 0, 6); };
   if (name == "gelu") return [](const torch::Tensor& x) { return torch::gelu(x); };
   if (name == "gelu_tanh") return [](const torch::Tensor& x) { return torch::gelu(x, "tanh"); };
+  if (name == "quick_gelu") return [](const torch::Tensor& x) { return x * torch::sigmoid(1.702 * x); };
   if (name == "silu" || name == "swish") return [](const torch::Tensor& x) { return torch::silu(x); };
   if (name == "hard_swish") return [](const torch::Tensor& x) { return torch::hardswish(x); };
   if (name == "hard_sigmoid") return [](const torch::Tensor& x) { return torch::hardsigmoid(x); };

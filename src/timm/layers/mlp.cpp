@@ -33,3 +33,17 @@ torch::Tensor LayerNorm2dImpl::forward(const torch::Tensor& x) {
 }
 
 }  // namespace smp::timm::layers
+
+namespace smp::timm::layers {
+
+SwiGLUImpl::SwiGLUImpl(int64_t in_features, int64_t hidden_features, const std::string& act, bool bias)
+    : act_(get_act(act)) {
+  namespace nn = torch::nn;
+  fc1_g_ = register_module("fc1_g", nn::Linear(nn::LinearOptions(in_features, hidden_features).bias(bias)));
+  fc1_x_ = register_module("fc1_x", nn::Linear(nn::LinearOptions(in_features, hidden_features).bias(bias)));
+  fc2_ = register_module("fc2", nn::Linear(nn::LinearOptions(hidden_features, in_features).bias(bias)));
+}
+
+torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) { return fc2_(act_(fc1_g_(x)) * fc1_x_(x)); }
+
+}  // namespace smp::timm::layers

@@ -42,3 +42,19 @@ class LayerNorm2dImpl : public torch::nn::Module {
 TORCH_MODULE(LayerNorm2d);
 
 }  // namespace smp::timm::layers
+
+namespace smp::timm::layers {
+
+// timm's SwiGLU: act(fc1_g(x)) * fc1_x(x) -> fc2, over the last dimension.
+class SwiGLUImpl : public torch::nn::Module {
+ public:
+  SwiGLUImpl(int64_t in_features, int64_t hidden_features, const std::string& act = "silu", bool bias = true);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear fc1_g_{nullptr}, fc1_x_{nullptr}, fc2_{nullptr};
+  ActFn act_;
+};
+TORCH_MODULE(SwiGLU);
+
+}  // namespace smp::timm::layers
