@@ -16,5 +16,7 @@ void register_densenet_family();
 void register_dla_family();
 void register_hrnet_family();
 void register_vision_transformer_family();
+void register_metaformer_family();
+void register_mambaout_family();
 
 }  // namespace smp::timm

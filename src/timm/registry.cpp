@@ -30,6 +30,8 @@ void register_all_families() {
     register_dla_family();
     register_hrnet_family();
     register_vision_transformer_family();
+    register_metaformer_family();
+    register_mambaout_family();
   });
 }
 
