@@ -149,11 +149,13 @@ CaseResult run_timm_case(const std::string& dir, const json& spec) {
   if (kw.contains("in_chans")) args.in_chans(kw["in_chans"].get<int64_t>());
   if (kw.contains("output_stride")) args.output_stride(kw["output_stride"].get<int64_t>());
   if (kw.contains("out_indices")) args.out_indices(kw["out_indices"].get<std::vector<int64_t>>());
-  // Transformer backbones here always accept other input sizes (timm's dynamic_img_size=True
-  // behaviour), so that flag needs no counterpart.
-  const std::set<std::string> known = {"in_chans", "output_stride", "out_indices", "dynamic_img_size"};
+  // Transformer backbones here always accept other input sizes (timm's dynamic_img_size=True /
+  // strict_img_size=False behaviour), so those flags need no counterpart.
+  const std::set<std::string> known = {"in_chans", "output_stride", "out_indices", "dynamic_img_size",
+                                       "strict_img_size"};
   for (const auto& [key, value] : kw.items())
-    if (!known.count(key) || (key == "dynamic_img_size" && !value.get<bool>()))
+    if (!known.count(key) || (key == "dynamic_img_size" && !value.get<bool>()) ||
+        (key == "strict_img_size" && value.get<bool>()))
       return unsupported("timm kwarg '" + key + "'");
 
   auto features = timm::create_features(name, args);

@@ -18,5 +18,7 @@ void register_hrnet_family();
 void register_vision_transformer_family();
 void register_metaformer_family();
 void register_mambaout_family();
+void register_swin_transformer_family();
+void register_eva_family();
 
 }  // namespace smp::timm

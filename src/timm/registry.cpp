@@ -32,6 +32,8 @@ void register_all_families() {
     register_vision_transformer_family();
     register_metaformer_family();
     register_mambaout_family();
+    register_swin_transformer_family();
+    register_eva_family();
   });
 }
 

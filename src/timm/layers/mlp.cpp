@@ -36,14 +36,29 @@ torch::Tensor LayerNorm2dImpl::forward(const torch::Tensor& x) {
 
 namespace smp::timm::layers {
 
-SwiGLUImpl::SwiGLUImpl(int64_t in_features, int64_t hidden_features, const std::string& act, bool bias)
+SwiGLUImpl::SwiGLUImpl(int64_t in_features, int64_t hidden_features, const std::string& act, bool bias,
+                       bool layer_norm, double norm_eps)
     : act_(get_act(act)) {
   namespace nn = torch::nn;
   fc1_g_ = register_module("fc1_g", nn::Linear(nn::LinearOptions(in_features, hidden_features).bias(bias)));
   fc1_x_ = register_module("fc1_x", nn::Linear(nn::LinearOptions(in_features, hidden_features).bias(bias)));
+  if (layer_norm) norm_ = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({hidden_features}).eps(norm_eps)));
   fc2_ = register_module("fc2", nn::Linear(nn::LinearOptions(hidden_features, in_features).bias(bias)));
 }
 
-torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) { return fc2_(act_(fc1_g_(x)) * fc1_x_(x)); }
+torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
+  auto y = act_(fc1_g_(x)) * fc1_x_(x);
+  return fc2_(norm_ ? norm_(y) : y);
+}
+
+GluMlpImpl::GluMlpImpl(int64_t in_features, int64_t hidden_features, const std::string& act) : act_(get_act(act)) {
+  fc1_ = register_module("fc1", torch::nn::Linear(in_features, hidden_features * 2));
+  fc2_ = register_module("fc2", torch::nn::Linear(hidden_features, in_features));
+}
+
+torch::Tensor GluMlpImpl::forward(const torch::Tensor& x) {
+  auto halves = fc1_(x).chunk(2, -1);
+  return fc2_(act_(halves[0]) * halves[1]);
+}
 
 }  // namespace smp::timm::layers

@@ -45,16 +45,30 @@ TORCH_MODULE(LayerNorm2d);
 
 namespace smp::timm::layers {
 
-// timm's SwiGLU: act(fc1_g(x)) * fc1_x(x) -> fc2, over the last dimension.
+// timm's SwiGLU: act(fc1_g(x)) * fc1_x(x) [-> norm] -> fc2, over the last dimension.
 class SwiGLUImpl : public torch::nn::Module {
  public:
-  SwiGLUImpl(int64_t in_features, int64_t hidden_features, const std::string& act = "silu", bool bias = true);
+  SwiGLUImpl(int64_t in_features, int64_t hidden_features, const std::string& act = "silu", bool bias = true,
+             bool layer_norm = false, double norm_eps = 1e-6);
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
   torch::nn::Linear fc1_g_{nullptr}, fc1_x_{nullptr}, fc2_{nullptr};
+  torch::nn::LayerNorm norm_{nullptr};
   ActFn act_;
 };
 TORCH_MODULE(SwiGLU);
+
+// timm's GluMlp over the last dimension: fc1 to twice the width, act(first half) * second half -> fc2.
+class GluMlpImpl : public torch::nn::Module {
+ public:
+  GluMlpImpl(int64_t in_features, int64_t hidden_features, const std::string& act = "silu");
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+  ActFn act_;
+};
+TORCH_MODULE(GluMlp);
 
 }  // namespace smp::timm::layers

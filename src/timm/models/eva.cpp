@@ -1,0 +1,265 @@
+// timm's EVA / EVA-02 (eva.py): ViT blocks with fused or separate q/k/v projections, SwiGLU or GLU
+// MLPs and 2-D rotary position embeddings. Like the ViT port, any input size divisible by the patch
+// works: the absolute position embedding is resampled and the rotary tables are built for the grid.
+#include <smp/timm.h>
+
+#include <cmath>
+
+#include "timm/families.h"
+#include "timm/layers/helpers.h"
+#include "timm/layers/mlp.h"
+#include "timm/layers/pos_embed.h"
+#include "timm/layers/rope.h"
+
+namespace smp::timm {
+
+namespace nn = torch::nn;
+
+namespace {
+
+enum class EvaMlp { kMlp, kGlu, kSwiGLU };
+
+struct EvaConfig {
+  int64_t img_size, patch_size, embed_dim, depth, num_heads;
+  double mlp_ratio = 4.0;
+  bool qkv_fused = true;
+  EvaMlp mlp = EvaMlp::kMlp;
+  bool scale_attn_inner = false;
+  bool rope = false;  // 2-D RoPE with a 16 x 16 reference grid
+  std::string global_pool = "avg";
+  int64_t num_classes = 1000;
+  std::vector<double> mean = {0.48145466, 0.4578275, 0.40821073}, std = {0.26862954, 0.26130258, 0.27577711};
+};
+
+constexpr int64_t kRopeRef = 16;
+nn::LayerNorm layer_norm(int64_t dim) { return nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-6)); }
+
+class EvaAttentionImpl : public nn::Module {
+ public:
+  EvaAttentionImpl(int64_t dim, const EvaConfig& c) : heads_(c.num_heads), fused_(c.qkv_fused) {
+    if (fused_) {
+      qkv = register_module("qkv", nn::Linear(nn::LinearOptions(dim, dim * 3).bias(false)));
+      q_bias = register_parameter("q_bias", torch::zeros({dim}));
+      v_bias = register_parameter("v_bias", torch::zeros({dim}));
+    } else {
+      q_proj = register_module("q_proj", nn::Linear(dim, dim));
+      k_proj = register_module("k_proj", nn::Linear(nn::LinearOptions(dim, dim).bias(false)));
+      v_proj = register_module("v_proj", nn::Linear(dim, dim));
+    }
+    if (c.scale_attn_inner) norm = register_module("norm", layer_norm(dim));
+    proj = register_module("proj", nn::Linear(dim, dim));
+  }
+  // x [B, N, C]; rope: [N - 1, 2 * head_dim] for the patch tokens, or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& rope) {
+    const auto b = x.size(0), n = x.size(1), c = x.size(2), hd = c / heads_;
+    torch::Tensor q, k, v;
+    if (fused_) {
+      auto bias = torch::cat({q_bias, torch::zeros_like(q_bias), v_bias});
+      auto t = torch::nn::functional::linear(x, qkv->weight, bias).reshape({b, n, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+      q = t[0], k = t[1], v = t[2];
+    } else {
+      q = q_proj(x).reshape({b, n, heads_, hd}).transpose(1, 2);
+      k = k_proj(x).reshape({b, n, heads_, hd}).transpose(1, 2);
+      v = v_proj(x).reshape({b, n, heads_, hd}).transpose(1, 2);
+    }
+    if (rope.defined()) {  // the class token is not rotated
+      q = torch::cat({q.slice(2, 0, 1), layers::apply_rope_cat(q.slice(2, 1), rope)}, 2);
+      k = torch::cat({k.slice(2, 0, 1), layers::apply_rope_cat(k.slice(2, 1), rope)}, 2);
+    }
+    auto attn = torch::matmul(q * std::pow(static_cast<double>(hd), -0.5), k.transpose(-2, -1)).softmax(-1);
+    auto y = torch::matmul(attn, v).transpose(1, 2).reshape({b, n, c});
+    if (norm) y = norm(y);
+    return proj(y);
+  }
+  torch::Tensor q_bias, v_bias;
+
+ private:
+  int64_t heads_;
+  bool fused_;
+  nn::Linear qkv{nullptr}, q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, proj{nullptr};
+  nn::LayerNorm norm{nullptr};
+};
+TORCH_MODULE(EvaAttention);
+
+class EvaBlockImpl : public nn::Module {
+ public:
+  explicit EvaBlockImpl(const EvaConfig& c) {
+    const auto dim = c.embed_dim;
+    norm1 = register_module("norm1", layer_norm(dim));
+    attn = register_module("attn", EvaAttention(dim, c));
+    norm2 = register_module("norm2", layer_norm(dim));
+    const auto hidden = static_cast<int64_t>(static_cast<double>(dim) * c.mlp_ratio);
+    switch (c.mlp) {
+      case EvaMlp::kMlp: mlp = nn::AnyModule(layers::Mlp(layers::MlpOptions(dim, hidden))); break;
+      case EvaMlp::kGlu: mlp = nn::AnyModule(layers::GluMlp(dim, hidden)); break;
+      case EvaMlp::kSwiGLU: mlp = nn::AnyModule(layers::SwiGLU(dim, hidden, "silu", true, true)); break;
+    }
+    register_module("mlp", mlp.ptr());
+  }
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& rope) {
+    x = x + attn(norm1(x), rope);
+    return x + mlp.forward(norm2(x));
+  }
+
+ private:
+  nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  EvaAttention attn{nullptr};
+  nn::AnyModule mlp;
+};
+TORCH_MODULE(EvaBlock);
+
+class EvaImpl : public BackboneImpl {
+ public:
+  EvaImpl(const std::string& name, const EvaConfig& c, const ModelArgs& args)
+      : name_(name), cfg_(c), features_only_(args.features_only()), grid_(c.img_size / c.patch_size) {
+    if (args.output_stride() != 32)
+      throw std::invalid_argument(name + " has no output_stride option (its features all have reduction " +
+                                  std::to_string(c.patch_size) + "); got " + std::to_string(args.output_stride()));
+    cls_token_ = register_parameter("cls_token", torch::zeros({1, 1, c.embed_dim}));
+    pos_embed_ = register_parameter("pos_embed", torch::zeros({1, grid_ * grid_ + 1, c.embed_dim}));
+    auto patch_embed = register_module("patch_embed", std::make_shared<nn::Module>());
+    proj_ = patch_embed->register_module(
+        "proj", nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c.embed_dim, c.patch_size).stride(c.patch_size)));
+    for (int64_t i = 0; i < c.depth; ++i)
+      feature_info_.push_back({"blocks." + std::to_string(i), c.embed_dim, c.patch_size});
+    int64_t n_blocks = c.depth;
+    if (features_only_ && !args.out_indices().empty()) {
+      n_blocks = 0;
+      for (auto i : args.out_indices()) n_blocks = std::max(n_blocks, (i < 0 ? i + c.depth : i) + 1);
+      n_blocks = std::min(n_blocks, c.depth);
+    }
+    blocks_ = register_module("blocks", nn::ModuleList());
+    for (int64_t i = 0; i < n_blocks; ++i) blocks_->push_back(EvaBlock(c));
+    if (features_only_) return;
+    if (c.global_pool == "avg")
+      fc_norm_ = register_module("fc_norm", layer_norm(c.embed_dim));
+    else
+      norm_ = register_module("norm", layer_norm(c.embed_dim));
+    if (args.num_classes() > 0) head_ = register_module("head", nn::Linear(c.embed_dim, args.num_classes()));
+  }
+
+  FeatureWrap feature_wrap() const override { return FeatureWrap::kGetter; }
+  std::vector<int64_t> default_out_indices() const override {
+    constexpr int64_t kLastN = 3;  // timm's default for EVA features: the last three blocks
+    std::vector<int64_t> out;
+    for (int64_t i = std::max<int64_t>(0, cfg_.depth - kLastN); i < cfg_.depth; ++i) out.push_back(i);
+    return out;
+  }
+
+  std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
+                                                   const std::vector<int64_t>& indices) override {
+    layers::check_feature_indices(indices, static_cast<int64_t>(blocks_->size()), name_);
+    int64_t gh = 0, gw = 0;
+    torch::Tensor rope;
+    auto t = embed(x, gh, gw, rope);
+    std::vector<torch::Tensor> out;
+    const auto b = x.size(0);
+    for (int64_t i = 0; out.size() < indices.size(); ++i) {
+      t = blocks_[static_cast<size_t>(i)]->as<EvaBlock>()->forward(t, rope);
+      if (i == indices[out.size()])
+        out.push_back(t.slice(1, 1).reshape({b, gh, gw, -1}).permute({0, 3, 1, 2}).contiguous());
+    }
+    return out;
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    int64_t gh = 0, gw = 0;
+    torch::Tensor rope;
+    auto t = embed(x, gh, gw, rope);
+    for (const auto& block : *blocks_) t = block->as<EvaBlock>()->forward(t, rope);
+    torch::Tensor pooled = norm_ ? norm_(t).select(1, 0) : fc_norm_(t.slice(1, 1).mean(1));
+    return head_ ? head_(pooled) : pooled;
+  }
+
+  std::string first_conv() const override { return "patch_embed.proj"; }
+
+ private:
+  torch::Tensor embed(const torch::Tensor& x, int64_t& gh, int64_t& gw, torch::Tensor& rope) {
+    const auto p = cfg_.patch_size;
+    if (x.size(2) % p != 0 || x.size(3) % p != 0)
+      throw std::invalid_argument(name_ + ": input height and width must be divisible by the patch size " +
+                                  std::to_string(p) + ", got " + std::to_string(x.size(2)) + "x" +
+                                  std::to_string(x.size(3)));
+    auto t = proj_(x);
+    gh = t.size(2);
+    gw = t.size(3);
+    t = torch::cat({cls_token_.expand({x.size(0), -1, -1}), t.flatten(2).transpose(1, 2)}, 1);
+    t = t + layers::resample_abs_pos_embed(pos_embed_, gh, gw, grid_, grid_, 1);
+    if (cfg_.rope)
+      rope = layers::rope_cat_embed(cfg_.embed_dim / cfg_.num_heads, gh, gw, kRopeRef, kRopeRef).to(t.device(), t.scalar_type());
+    return t;
+  }
+
+  std::string name_;
+  EvaConfig cfg_;
+  bool features_only_;
+  int64_t grid_;
+  torch::Tensor cls_token_, pos_embed_;
+  nn::Conv2d proj_{nullptr};
+  nn::ModuleList blocks_{nullptr};
+  nn::LayerNorm norm_{nullptr}, fc_norm_{nullptr};
+  nn::Linear head_{nullptr};
+};
+
+}  // namespace
+
+void register_eva_family() {
+  constexpr double kSwiRatio = 4.0 * 2.0 / 3.0;
+  auto eva02 = [&](int64_t img, int64_t patch, int64_t dim, int64_t depth, int64_t heads, bool base, int64_t classes,
+                   bool clip = false) {
+    EvaConfig c{img, patch, dim, depth, heads, kSwiRatio};
+    c.qkv_fused = !base;
+    c.mlp = base ? EvaMlp::kSwiGLU : EvaMlp::kGlu;
+    c.scale_attn_inner = clip;
+    c.rope = true;
+    c.global_pool = clip ? "token" : "avg";
+    c.num_classes = classes;
+    return c;
+  };
+  auto giant = [](int64_t img, int64_t classes, bool clip = false) {
+    EvaConfig c{img, 14, 1408, 40, 16, 4.3636363636363633};
+    c.global_pool = clip ? "token" : "avg";
+    c.num_classes = classes;
+    return c;
+  };
+  auto large = [](int64_t img) { return EvaConfig{img, 14, 1024, 24, 16}; };
+  auto imagenet_stats = [](EvaConfig c) {
+    c.mean = {0.485, 0.456, 0.406};
+    c.std = {0.229, 0.224, 0.225};
+    return c;
+  };
+  const std::vector<std::pair<std::string, EvaConfig>> models = {
+      {"eva02_tiny_patch14_224", eva02(224, 14, 192, 12, 3, false, 0)},
+      {"eva02_tiny_patch14_336", eva02(336, 14, 192, 12, 3, false, 1000)},
+      {"eva02_small_patch14_224", eva02(224, 14, 384, 12, 6, false, 0)},
+      {"eva02_small_patch14_336", eva02(336, 14, 384, 12, 6, false, 1000)},
+      {"eva02_base_patch14_224", eva02(224, 14, 768, 12, 12, true, 0)},
+      {"eva02_base_patch14_448", eva02(448, 14, 768, 12, 12, true, 1000)},
+      {"eva02_large_patch14_224", eva02(224, 14, 1024, 24, 16, true, 0)},
+      {"eva02_large_patch14_448", eva02(448, 14, 1024, 24, 16, true, 1000)},
+      {"eva02_base_patch16_clip_224", eva02(224, 16, 768, 12, 12, true, 512, true)},
+      {"eva02_large_patch14_clip_224", eva02(224, 14, 1024, 24, 16, true, 768, true)},
+      {"eva02_large_patch14_clip_336", eva02(336, 14, 1024, 24, 16, true, 768, true)},
+      {"eva_giant_patch14_224", giant(224, 1000)},
+      {"eva_giant_patch14_336", giant(336, 1000)},
+      {"eva_giant_patch14_560", imagenet_stats(giant(560, 1000))},
+      {"eva_giant_patch14_clip_224", giant(224, 1024, true)},
+      {"eva_large_patch14_196", large(196)},
+      {"eva_large_patch14_336", large(336)},
+  };
+  for (const auto& [name, cfg] : models) {
+    ModelEntry entry;
+    entry.name = name;
+    entry.family = "eva";
+    entry.mean = cfg.mean;
+    entry.std = cfg.std;
+    entry.num_classes = cfg.num_classes;
+    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
+      return std::make_shared<EvaImpl>(name, cfg, args);
+    };
+    register_model(std::move(entry));
+  }
+}
+
+}  // namespace smp::timm

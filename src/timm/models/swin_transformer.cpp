@@ -1,0 +1,267 @@
+// timm's Swin Transformer v1 (swin_transformer.py): shifted-window attention, channels-last (NHWC)
+// inside, features returned NCHW. Window sizes and shifts follow timm's rule for the pretraining
+// resolution; the shift mask is computed for the actual input, so other sizes work (timm's
+// dynamic_mask behaviour).
+#include <smp/timm.h>
+
+#include <cmath>
+
+#include "timm/families.h"
+#include "timm/layers/helpers.h"
+#include "timm/layers/mlp.h"
+
+namespace smp::timm {
+
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+
+namespace {
+
+struct SwinConfig {
+  int64_t embed_dim;
+  std::vector<int64_t> depths, num_heads, window_sizes;  // window size per stage
+  int64_t img_size = 224;
+};
+constexpr int64_t kPatch = 4;
+
+nn::LayerNorm layer_norm(int64_t dim) { return nn::LayerNorm(nn::LayerNormOptions({dim})); }
+
+// [nW * B, wh * ww, C] windows of an NHWC map whose size is a multiple of the window.
+torch::Tensor window_partition(const torch::Tensor& x, int64_t wh, int64_t ww) {
+  const auto b = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
+  return x.view({b, h / wh, wh, w / ww, ww, c}).permute({0, 1, 3, 2, 4, 5}).reshape({-1, wh * ww, c});
+}
+
+torch::Tensor window_reverse(const torch::Tensor& windows, int64_t wh, int64_t ww, int64_t h, int64_t w) {
+  const auto c = windows.size(-1);
+  return windows.view({-1, h / wh, w / ww, wh, ww, c}).permute({0, 1, 3, 2, 4, 5}).reshape({-1, h, w, c});
+}
+
+class WindowAttentionImpl : public nn::Module {
+ public:
+  WindowAttentionImpl(int64_t dim, int64_t heads, int64_t wh, int64_t ww) : heads_(heads), area_(wh * ww) {
+    relative_position_bias_table =
+        register_parameter("relative_position_bias_table", torch::zeros({(2 * wh - 1) * (2 * ww - 1), heads}));
+    // timm keeps the index as a non-persistent buffer: plain data here, not part of checkpoints.
+    auto coords = torch::stack(torch::meshgrid({torch::arange(wh), torch::arange(ww)}, "ij")).flatten(1);
+    auto rel = (coords.unsqueeze(2) - coords.unsqueeze(1)).permute({1, 2, 0}).contiguous();
+    rel.select(2, 0).add_(wh - 1).mul_(2 * ww - 1);
+    rel.select(2, 1).add_(ww - 1);
+    index_ = rel.sum(-1).view(-1);
+    qkv = register_module("qkv", nn::Linear(dim, dim * 3));
+    proj = register_module("proj", nn::Linear(dim, dim));
+  }
+  // x: [nW * B, N, C]; mask: [nW, N, N] or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) {
+    const auto b = x.size(0), n = x.size(1), c = x.size(2), hd = c / heads_;
+    auto t = qkv(x).reshape({b, n, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+    auto attn = torch::matmul(t[0] * std::pow(static_cast<double>(hd), -0.5), t[1].transpose(-2, -1));
+    auto bias = relative_position_bias_table.index_select(0, index_.to(x.device())).view({area_, area_, -1});
+    attn = attn + bias.permute({2, 0, 1}).unsqueeze(0);
+    if (mask.defined()) {
+      const auto nw = mask.size(0);
+      attn = (attn.view({-1, nw, heads_, n, n}) + mask.unsqueeze(1).unsqueeze(0)).view({-1, heads_, n, n});
+    }
+    return proj(torch::matmul(attn.softmax(-1), t[2]).transpose(1, 2).reshape({b, n, c}));
+  }
+  torch::Tensor relative_position_bias_table;
+
+ private:
+  int64_t heads_, area_;
+  torch::Tensor index_;
+  nn::Linear qkv{nullptr}, proj{nullptr};
+};
+TORCH_MODULE(WindowAttention);
+
+class SwinBlockImpl : public nn::Module {
+ public:
+  // `resolution`: the stage's grid at the pretraining size, which fixes window and shift as timm does.
+  SwinBlockImpl(int64_t dim, int64_t heads, int64_t window, bool shifted, int64_t resolution) {
+    window_ = resolution <= window ? resolution : window;
+    shift_ = (!shifted || resolution <= window_) ? 0 : window / 2;
+    norm1 = register_module("norm1", layer_norm(dim));
+    attn = register_module("attn", WindowAttention(dim, heads, window_, window_));
+    norm2 = register_module("norm2", layer_norm(dim));
+    mlp = register_module("mlp", layers::Mlp(layers::MlpOptions(dim, 4 * dim)));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {  // NHWC
+    const auto b = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
+    auto y = x + shifted_window_attention(norm1(x));
+    auto flat = y.reshape({b, -1, c});
+    flat = flat + mlp(norm2(flat));
+    return flat.reshape({b, h, w, c});
+  }
+
+ private:
+  torch::Tensor shifted_window_attention(const torch::Tensor& x) {
+    const auto h = x.size(1), w = x.size(2), c = x.size(3);
+    auto y = shift_ ? torch::roll(x, {-shift_, -shift_}, {1, 2}) : x;
+    const auto pad_h = (window_ - h % window_) % window_, pad_w = (window_ - w % window_) % window_;
+    y = F::pad(y, F::PadFuncOptions({0, 0, 0, pad_w, 0, pad_h}));
+    const auto hp = y.size(1), wp = y.size(2);
+    auto windows = attn(window_partition(y, window_, window_), shift_ ? mask(hp, wp, x) : torch::Tensor());
+    y = window_reverse(windows.view({-1, window_, window_, c}), window_, window_, hp, wp);
+    y = y.slice(1, 0, h).slice(2, 0, w).contiguous();
+    return shift_ ? torch::roll(y, {shift_, shift_}, {1, 2}) : y;
+  }
+
+  // -100 between tokens that came from different regions before the cyclic shift.
+  torch::Tensor mask(int64_t hp, int64_t wp, const torch::Tensor& like) const {
+    auto img = torch::zeros({1, hp, wp, 1}, like.options());
+    const std::vector<std::pair<int64_t, int64_t>> spans_h = {{0, hp - window_}, {hp - window_, hp - shift_}, {hp - shift_, hp}};
+    const std::vector<std::pair<int64_t, int64_t>> spans_w = {{0, wp - window_}, {wp - window_, wp - shift_}, {wp - shift_, wp}};
+    double region = 0;
+    for (const auto& [h0, h1] : spans_h)
+      for (const auto& [w0, w1] : spans_w) {
+        img.slice(1, h0, h1).slice(2, w0, w1).fill_(region);
+        region += 1;
+      }
+    auto windows = window_partition(img, window_, window_).squeeze(-1);
+    auto diff = windows.unsqueeze(1) - windows.unsqueeze(2);
+    return torch::zeros_like(diff).masked_fill(diff != 0, -100.0);
+  }
+
+  int64_t window_, shift_;
+  nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  WindowAttention attn{nullptr};
+  layers::Mlp mlp{nullptr};
+};
+TORCH_MODULE(SwinBlock);
+
+class PatchMergingImpl : public nn::Module {
+ public:
+  PatchMergingImpl(int64_t dim, int64_t out) {
+    norm = register_module("norm", layer_norm(4 * dim));
+    reduction = register_module("reduction", nn::Linear(nn::LinearOptions(4 * dim, out).bias(false)));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {  // NHWC, odd sizes padded
+    auto y = F::pad(x, F::PadFuncOptions({0, 0, 0, x.size(2) % 2, 0, x.size(1) % 2}));
+    const auto b = y.size(0), h = y.size(1), w = y.size(2), c = y.size(3);
+    y = y.reshape({b, h / 2, 2, w / 2, 2, c}).permute({0, 1, 3, 4, 2, 5}).flatten(3);
+    return reduction(norm(y));
+  }
+
+ private:
+  nn::LayerNorm norm{nullptr};
+  nn::Linear reduction{nullptr};
+};
+TORCH_MODULE(PatchMerging);
+
+class SwinStageImpl : public nn::Module {
+ public:
+  SwinStageImpl(int64_t in, int64_t out, int64_t depth, int64_t heads, int64_t window, int64_t resolution) {
+    if (in != out) downsample = register_module("downsample", PatchMerging(in, out));
+    blocks = register_module("blocks", nn::Sequential());
+    for (int64_t i = 0; i < depth; ++i) blocks->push_back(SwinBlock(out, heads, window, i % 2 == 1, resolution));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    if (downsample) x = downsample(x);
+    return blocks->forward(x);
+  }
+
+ private:
+  PatchMerging downsample{nullptr};
+  nn::Sequential blocks{nullptr};
+};
+TORCH_MODULE(SwinStage);
+
+class SwinTransformerImpl : public BackboneImpl {
+ public:
+  SwinTransformerImpl(const std::string& name, const SwinConfig& c, const ModelArgs& args)
+      : name_(name), features_only_(args.features_only()) {
+    if (args.output_stride() != 32)
+      throw std::invalid_argument(name + " supports output_stride 32 only (got " +
+                                  std::to_string(args.output_stride()) + ")");
+    const auto n = static_cast<int64_t>(c.depths.size());
+    int64_t last = n - 1;
+    if (features_only_ && !args.out_indices().empty()) {
+      last = 0;
+      for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + n : i);
+    }
+    auto patch_embed = register_module("patch_embed", std::make_shared<nn::Module>());
+    proj_ = patch_embed->register_module(
+        "proj", nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c.embed_dim, kPatch).stride(kPatch)));
+    embed_norm_ = patch_embed->register_module("norm", layer_norm(c.embed_dim));
+    layers_ = register_module("layers", nn::Sequential());
+    int64_t dim = c.embed_dim, grid = c.img_size / kPatch;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto u = static_cast<size_t>(i);
+      const auto out = c.embed_dim << i;
+      if (i > 0) grid /= 2;
+      feature_info_.push_back({"layers." + std::to_string(i), out, kPatch << i});
+      if (i <= last) layers_->push_back(SwinStage(dim, out, c.depths[u], c.num_heads[u], c.window_sizes[u], grid));
+      dim = out;
+    }
+    if (features_only_) return;
+    norm_ = register_module("norm", layer_norm(dim));
+    if (args.num_classes() > 0) {
+      auto head = register_module("head", std::make_shared<nn::Module>());
+      fc_ = head->register_module("fc", nn::Linear(dim, args.num_classes()));
+    }
+  }
+
+  std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
+                                                   const std::vector<int64_t>& indices) override {
+    layers::check_feature_indices(indices, static_cast<int64_t>(layers_->size()), name_);
+    std::vector<torch::Tensor> out;
+    auto y = embed(x);
+    for (int64_t i = 0; out.size() < indices.size(); ++i) {
+      y = layers_[static_cast<size_t>(i)]->as<SwinStage>()->forward(y);
+      if (i == indices[out.size()]) out.push_back(y.permute({0, 3, 1, 2}).contiguous());
+    }
+    return out;
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    auto y = norm_(layers_->forward(embed(x))).mean({1, 2});
+    return fc_ ? fc_(y) : y;
+  }
+
+  std::vector<std::string> flattened_children() const override { return {"layers"}; }
+  std::string first_conv() const override { return "patch_embed.proj"; }
+
+ private:
+  torch::Tensor embed(const torch::Tensor& x) {
+    if (x.size(2) % kPatch != 0 || x.size(3) % kPatch != 0)
+      throw std::invalid_argument(name_ + ": input height and width must be divisible by 4, got " +
+                                  std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)));
+    return embed_norm_(proj_(x).permute({0, 2, 3, 1}));
+  }
+
+  std::string name_;
+  bool features_only_;
+  nn::Conv2d proj_{nullptr};
+  nn::LayerNorm embed_norm_{nullptr}, norm_{nullptr};
+  nn::Sequential layers_{nullptr};
+  nn::Linear fc_{nullptr};
+};
+
+}  // namespace
+
+void register_swin_transformer_family() {
+  const std::vector<int64_t> tiny{2, 2, 6, 2}, deep{2, 2, 18, 2}, h3{3, 6, 12, 24}, h4{4, 8, 16, 32}, h6{6, 12, 24, 48};
+  auto w = [](int64_t v) { return std::vector<int64_t>(4, v); };
+  const std::vector<std::pair<std::string, SwinConfig>> models = {
+      {"swin_tiny_patch4_window7_224", {96, tiny, h3, w(7)}},
+      {"swin_small_patch4_window7_224", {96, deep, h3, w(7)}},
+      {"swin_base_patch4_window7_224", {128, deep, h4, w(7)}},
+      {"swin_base_patch4_window12_384", {128, deep, h4, w(12), 384}},
+      {"swin_large_patch4_window7_224", {192, deep, h6, w(7)}},
+      {"swin_large_patch4_window12_384", {192, deep, h6, w(12), 384}},
+      {"swin_s3_tiny_224", {96, tiny, h3, {7, 7, 14, 7}}},
+      {"swin_s3_small_224", {96, deep, h3, {14, 14, 14, 7}}},
+      {"swin_s3_base_224", {96, {2, 2, 30, 2}, h3, {7, 7, 14, 7}}},
+  };
+  for (const auto& [name, cfg] : models) {
+    ModelEntry entry;
+    entry.name = name;
+    entry.family = "swin_transformer";
+    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
+      return std::make_shared<SwinTransformerImpl>(name, cfg, args);
+    };
+    register_model(std::move(entry));
+  }
+}
+
+}  // namespace smp::timm
