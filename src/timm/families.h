@@ -20,5 +20,6 @@ void register_metaformer_family();
 void register_mambaout_family();
 void register_swin_transformer_family();
 void register_eva_family();
+void register_levit_family();
 
 }  // namespace smp::timm

@@ -34,6 +34,7 @@ void register_all_families() {
     register_mambaout_family();
     register_swin_transformer_family();
     register_eva_family();
+    register_levit_family();
   });
 }
 
