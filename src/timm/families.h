@@ -1,7 +1,33 @@
 // One registration function per backbone family; the registry calls each once.
 #pragma once
 
+#include <smp/timm.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
 namespace smp::timm {
+
+// Registers one model name per (name, configuration) pair, each built as Impl(name, config, args);
+// `describe` fills what differs from the entry defaults (preprocessing, default num_classes).
+template <typename Impl, typename Config, typename Describe = std::nullptr_t>
+void register_configs(const std::string& family, const std::vector<std::pair<std::string, Config>>& models,
+                      Describe describe = nullptr) {
+  for (const auto& [name, cfg] : models) {
+    ModelEntry entry;
+    entry.name = name;
+    entry.family = family;
+    if constexpr (!std::is_same_v<Describe, std::nullptr_t>) describe(entry, cfg);
+    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
+      return std::make_shared<Impl>(name, cfg, args);
+    };
+    register_model(std::move(entry));
+  }
+}
 
 // (one declaration per family)
 void register_xcit_family();

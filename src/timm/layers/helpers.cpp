@@ -25,4 +25,11 @@ void check_feature_indices(const std::vector<int64_t>& indices, int64_t availabl
   }
 }
 
+int64_t last_feature_index(const ModelArgs& args, int64_t count) {
+  if (!args.features_only() || args.out_indices().empty()) return count - 1;
+  int64_t last = 0;
+  for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + count : i);
+  return std::min(last, count - 1);
+}
+
 }  // namespace smp::timm::layers

@@ -1,6 +1,8 @@
 // Small arithmetic helpers shared by timm layers and model definitions (timm's layers/helpers.py).
 #pragma once
 
+#include <smp/timm.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,5 +16,9 @@ int64_t make_divisible(double v, int64_t divisor = 8, double min_value = 0.0, do
 // Throws std::invalid_argument unless `indices` ascend strictly within 0..available-1 (the features
 // this instance of `model` built).
 void check_feature_indices(const std::vector<int64_t>& indices, int64_t available, const std::string& model);
+
+// The last of `count` features a model must build: the largest requested out_indices entry
+// (negative entries count from the end) when built features_only with out_indices, else count - 1.
+int64_t last_feature_index(const ModelArgs& args, int64_t count);
 
 }  // namespace smp::timm::layers

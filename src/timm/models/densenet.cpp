@@ -83,11 +83,7 @@ class DenseNetImpl : public BackboneImpl {
     feature_info_.push_back({"features.norm5", chs, reduction});
 
     const auto n_features = static_cast<int64_t>(feature_info_.size());
-    int64_t last = n_features - 1;
-    if (features_only_ && !args.out_indices().empty()) {
-      last = 0;
-      for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + n_features : i);
-    }
+    const int64_t last = layers::last_feature_index(args, n_features);
     const std::string last_module = feature_info_[static_cast<size_t>(std::min(last, n_features - 1))].module;
 
     features_ = register_module("features", nn::Sequential());
@@ -181,15 +177,7 @@ void register_densenet_family() {
       {"densenet161", {48, {6, 12, 36, 24}}},
       {"densenet264d", {48, {6, 12, 64, 48}, true}},
   };
-  for (const auto& [name, cfg] : models) {
-    ModelEntry entry;
-    entry.name = name;
-    entry.family = "densenet";
-    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
-      return std::make_shared<DenseNetImpl>(name, cfg, args);
-    };
-    register_model(std::move(entry));
-  }
+  register_configs<DenseNetImpl>("densenet", models);
 }
 
 }  // namespace smp::timm

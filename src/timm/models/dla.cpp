@@ -204,11 +204,7 @@ class DlaImpl : public BackboneImpl {
     const auto& c = cfg.channels;
     for (int64_t i = 0; i < 6; ++i)
       feature_info_.push_back({"level" + std::to_string(i), c[static_cast<size_t>(i)], int64_t{1} << i});
-    int64_t last = 5;
-    if (features_only_ && !args.out_indices().empty()) {
-      last = 0;
-      for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + 6 : i);
-    }
+    const int64_t last = layers::last_feature_index(args, 6);
     base_layer_ = register_module(
         "base_layer", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c[0], 7).padding(3).bias(false)),
                                      nn::BatchNorm2d(c[0]), nn::ReLU()));
@@ -285,15 +281,7 @@ void register_dla_family() {
       {"dla102x2", {l102, wide, B::kBottleneck, 64, 4, true}},
       {"dla169", {{1, 1, 2, 3, 5, 1}, wide, B::kBottleneck, 1, 64, true}},
   };
-  for (const auto& [name, cfg] : models) {
-    ModelEntry entry;
-    entry.name = name;
-    entry.family = "dla";
-    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
-      return std::make_shared<DlaImpl>(name, cfg, args);
-    };
-    register_model(std::move(entry));
-  }
+  register_configs<DlaImpl>("dla", models);
 }
 
 }  // namespace smp::timm

@@ -248,18 +248,11 @@ void register_eva_family() {
       {"eva_large_patch14_196", large(196)},
       {"eva_large_patch14_336", large(336)},
   };
-  for (const auto& [name, cfg] : models) {
-    ModelEntry entry;
-    entry.name = name;
-    entry.family = "eva";
-    entry.mean = cfg.mean;
-    entry.std = cfg.std;
-    entry.num_classes = cfg.num_classes;
-    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
-      return std::make_shared<EvaImpl>(name, cfg, args);
-    };
-    register_model(std::move(entry));
-  }
+  register_configs<EvaImpl>("eva", models, [](ModelEntry& e, const EvaConfig& c) {
+    e.mean = c.mean;
+    e.std = c.std;
+    e.num_classes = c.num_classes;
+  });
 }
 
 }  // namespace smp::timm

@@ -284,15 +284,7 @@ void register_hrnet_family() {
       {"hrnet_w18_ssld", no_head_bias(standard(18))},
       {"hrnet_w48_ssld", no_head_bias(standard(48))},
   };
-  for (const auto& [name, cfg] : models) {
-    ModelEntry entry;
-    entry.name = name;
-    entry.family = "hrnet";
-    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
-      return std::make_shared<HrnetImpl>(name, cfg, args);
-    };
-    register_model(std::move(entry));
-  }
+  register_configs<HrnetImpl>("hrnet", models);
 }
 
 }  // namespace smp::timm

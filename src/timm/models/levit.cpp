@@ -275,11 +275,7 @@ class LevitImpl : public BackboneImpl {
     const int64_t stride = c.stem8 ? 8 : 16;
     res_ = kImgSize / stride;
     const auto n = static_cast<int64_t>(c.embed_dim.size());
-    int64_t last = n - 1;
-    if (features_only_ && !args.out_indices().empty()) {
-      last = 0;
-      for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + n : i);
-    }
+    const int64_t last = layers::last_feature_index(args, n);
     stages = register_module("stages", nn::Sequential());
     int64_t res = res_;
     for (int64_t i = 0; i < n; ++i) {

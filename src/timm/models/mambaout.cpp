@@ -125,11 +125,7 @@ class MambaOutImpl : public BackboneImpl {
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
     const auto n = static_cast<int64_t>(c.dims.size());
-    int64_t last = n - 1;
-    if (features_only_ && !args.out_indices().empty()) {
-      last = 0;
-      for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + n : i);
-    }
+    const int64_t last = layers::last_feature_index(args, n);
     stem = register_module("stem", Stem(args.in_chans(), c.dims[0], c));
     stages = register_module("stages", nn::Sequential());
     for (int64_t i = 0; i < n; ++i) {
@@ -207,15 +203,7 @@ void register_mambaout_family() {
       {"mambaout_base_plus_rw", rw({3, 4, 30, 3}, base, 3.0, 1.5, "silu", 1e-6)},
       {"test_mambaout", rw({1, 1, 3, 1}, {16, 32, 48, 64}, 3.0, 1.0, "silu", 1e-4)},
   };
-  for (const auto& [name, cfg] : models) {
-    ModelEntry entry;
-    entry.name = name;
-    entry.family = "mambaout";
-    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
-      return std::make_shared<MambaOutImpl>(name, cfg, args);
-    };
-    register_model(std::move(entry));
-  }
+  register_configs<MambaOutImpl>("mambaout", models);
 }
 
 }  // namespace smp::timm

@@ -238,11 +238,7 @@ class MetaFormerImpl : public BackboneImpl {
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
     const auto n = static_cast<int64_t>(c.dims.size());
-    int64_t last = n - 1;
-    if (features_only_ && !args.out_indices().empty()) {
-      last = 0;
-      for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + n : i);
-    }
+    const int64_t last = layers::last_feature_index(args, n);
     stem = register_module("stem", Downsampling(args.in_chans(), c.dims[0], 7, 4, 2, false, c.downsample_norm));
     stages = register_module("stages", nn::Sequential());
     for (int64_t i = 0; i < n; ++i) {
@@ -348,15 +344,7 @@ void register_metaformer_family() {
       {"caformer_m36", ca({3, 12, 18, 3}, {96, 192, 384, 576})},
       {"caformer_b36", ca({3, 12, 18, 3}, {128, 256, 512, 768})},
   };
-  for (const auto& [name, cfg] : models) {
-    ModelEntry entry;
-    entry.name = name;
-    entry.family = "metaformer";
-    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
-      return std::make_shared<MetaFormerImpl>(name, cfg, args);
-    };
-    register_model(std::move(entry));
-  }
+  register_configs<MetaFormerImpl>("metaformer", models);
 }
 
 }  // namespace smp::timm

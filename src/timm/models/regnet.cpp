@@ -404,15 +404,7 @@ void register_regnet_family() {
       {"regnetz_040", regnet_z(regnet(48, 14.5, 2.226, 8, 28, 0.25), 0)},
       {"regnetz_040_h", regnet_z(regnet(48, 14.5, 2.226, 8, 28, 0.25), 1536)},
   };
-  for (const auto& [name, cfg] : models) {
-    ModelEntry entry;
-    entry.name = name;
-    entry.family = "regnet";
-    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
-      return std::make_shared<RegNetImpl>(name, cfg, args);
-    };
-    register_model(std::move(entry));
-  }
+  register_configs<RegNetImpl>("regnet", models);
 }
 
 }  // namespace smp::timm

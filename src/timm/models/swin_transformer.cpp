@@ -173,11 +173,7 @@ class SwinTransformerImpl : public BackboneImpl {
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
     const auto n = static_cast<int64_t>(c.depths.size());
-    int64_t last = n - 1;
-    if (features_only_ && !args.out_indices().empty()) {
-      last = 0;
-      for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + n : i);
-    }
+    const int64_t last = layers::last_feature_index(args, n);
     auto patch_embed = register_module("patch_embed", std::make_shared<nn::Module>());
     proj_ = patch_embed->register_module(
         "proj", nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c.embed_dim, kPatch).stride(kPatch)));
@@ -253,15 +249,7 @@ void register_swin_transformer_family() {
       {"swin_s3_small_224", {96, deep, h3, {14, 14, 14, 7}}},
       {"swin_s3_base_224", {96, {2, 2, 30, 2}, h3, {7, 7, 14, 7}}},
   };
-  for (const auto& [name, cfg] : models) {
-    ModelEntry entry;
-    entry.name = name;
-    entry.family = "swin_transformer";
-    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
-      return std::make_shared<SwinTransformerImpl>(name, cfg, args);
-    };
-    register_model(std::move(entry));
-  }
+  register_configs<SwinTransformerImpl>("swin_transformer", models);
 }
 
 }  // namespace smp::timm

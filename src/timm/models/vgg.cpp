@@ -67,17 +67,11 @@ class VggImpl : public BackboneImpl {
     }
     feature_info_.push_back({"features." + std::to_string(layer - 1), chs, reduction});
 
-    // features_only stops after the layer of the last requested feature.
-    int64_t last_layer = layer - 1;
-    if (features_only_ && !args.out_indices().empty()) {
-      const auto n = static_cast<int64_t>(feature_info_.size());
-      int64_t last = 0;
-      for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + n : i);
-      last = std::min(last, n - 1);
-      last_layer = last < static_cast<int64_t>(taps.size()) ? taps[static_cast<size_t>(last)].first : layer - 1;
-    }
     for (size_t i = 0; i < feature_info_.size(); ++i)
       tap_layers_.push_back(i < taps.size() ? taps[i].first : layer - 1);
+    // features_only stops after the layer of the last requested feature.
+    const int64_t last_layer =
+        tap_layers_[static_cast<size_t>(layers::last_feature_index(args, static_cast<int64_t>(feature_info_.size())))];
 
     features_ = register_module("features", nn::Sequential());
     chs = args.in_chans();

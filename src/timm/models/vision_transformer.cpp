@@ -395,18 +395,11 @@ void register_vision_transformer_family() {
       {"vit_wee_patch16_reg1_gap_256", V(16, 256, 14, 4).img(256).mlp(5).layer_scale(1e-05).no_class_token().no_embed_class().reg(1).pool("avg").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5})},
       {"vit_xsmall_patch16_clip_224", V(16, 256, 10, 4).pre_norm().norm("layernorm", 1e-05).stats({0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}).classes(512)},
   };
-  for (const auto& [name, cfg] : models) {
-    ModelEntry entry;
-    entry.name = name;
-    entry.family = "vision_transformer";
-    entry.mean = cfg.mean;
-    entry.std = cfg.std;
-    entry.num_classes = cfg.num_classes;
-    entry.create = [name = name, cfg = cfg](const ModelArgs& args) -> Backbone {
-      return std::make_shared<VisionTransformerImpl>(name, cfg, args);
-    };
-    register_model(std::move(entry));
-  }
+  register_configs<VisionTransformerImpl>("vision_transformer", models, [](ModelEntry& e, const VitConfig& c) {
+    e.mean = c.mean;
+    e.std = c.std;
+    e.num_classes = c.num_classes;
+  });
 }
 
 }  // namespace smp::timm
