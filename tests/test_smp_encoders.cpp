@@ -5,7 +5,9 @@
 #include <smp/fill.h>
 #include <smp/io.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "support.h"
 
@@ -77,6 +79,27 @@ TEST(SmpEncoders, WeightsFileLoadsAndAdaptsTheFirstConv) {
                 .find("layer1.0.conv1.weight"),
             std::string::npos);
   std::filesystem::remove(path);
+}
+
+}  // namespace
+
+namespace {
+
+// docs/encoders.md lists exactly the encoder names the library accepts (regenerate it with
+// scripts/gen-encoders-doc.sh when this fails).
+TEST(EncoderDocs, TableListsEveryEncoder) {
+  std::ifstream doc(std::string(SMP_TEST_DATA) + "/../../docs/encoders.md");
+  ASSERT_TRUE(doc) << "docs/encoders.md not found";
+  std::vector<std::string> listed;
+  for (std::string line; std::getline(doc, line);) {
+    if (line.rfind("| ", 0) != 0 || line.rfind("| Encoder", 0) == 0) continue;
+    listed.push_back(line.substr(2, line.find(" |", 2) - 2));
+  }
+  auto want = smp::list_smp_encoders();
+  for (const auto& name : smp::timm::list_models()) want.push_back("tu-" + name);
+  std::sort(listed.begin(), listed.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(listed, want);
 }
 
 }  // namespace

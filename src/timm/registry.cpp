@@ -59,6 +59,10 @@ std::vector<int64_t> BackboneImpl::default_out_indices() const {
 
 void register_model(ModelEntry entry) {
   auto name = entry.name;
+  const auto& previous = entries().find(name);
+  if (previous != entries().end())  // two families claiming one name is a porting bug
+    throw std::logic_error("timm model '" + name + "' is registered by both the " + previous->second.family + " and the " +
+                           entry.family + " family");
   entries()[name] = std::move(entry);
 }
 

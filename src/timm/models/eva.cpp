@@ -223,7 +223,6 @@ void register_eva_family() {
     c.num_classes = classes;
     return c;
   };
-  auto large = [](int64_t img) { return EvaConfig{img, 14, 1024, 24, 16}; };
   auto imagenet_stats = [](EvaConfig c) {
     c.mean = {0.485, 0.456, 0.406};
     c.std = {0.229, 0.224, 0.225};
@@ -245,8 +244,6 @@ void register_eva_family() {
       {"eva_giant_patch14_336", giant(336, 1000)},
       {"eva_giant_patch14_560", imagenet_stats(giant(560, 1000))},
       {"eva_giant_patch14_clip_224", giant(224, 1024, true)},
-      {"eva_large_patch14_196", large(196)},
-      {"eva_large_patch14_336", large(336)},
   };
   register_configs<EvaImpl>("eva", models, [](ModelEntry& e, const EvaConfig& c) {
     e.mean = c.mean;
