@@ -9,6 +9,7 @@
 #include <smp/metrics.h>
 #include <smp/models.h>
 #include <smp/modules.h>
+#include <smp/reparameterize.h>
 #include <smp/timm.h>
 
 namespace smp {

@@ -47,5 +47,6 @@ void register_mambaout_family();
 void register_swin_transformer_family();
 void register_eva_family();
 void register_levit_family();
+void register_byobnet_family();
 
 }  // namespace smp::timm

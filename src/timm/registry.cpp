@@ -35,6 +35,7 @@ void register_all_families() {
     register_swin_transformer_family();
     register_eva_family();
     register_levit_family();
+    register_byobnet_family();
   });
 }
 
