@@ -1,6 +1,7 @@
 // LeViT behaviour the conformance fixtures do not cover: names, the averaged distillation head,
 // the token and conv forms, the fixed input size.
 #include <gtest/gtest.h>
+#include <smp/models.h>
 #include <smp/timm.h>
 
 #include "support.h"
@@ -30,6 +31,15 @@ TEST(Levit, ReductionsAndFixedInputSize) {
   EXPECT_NE(error_of([&] { f->forward(torch::zeros({1, 3, 256, 256})); }).find("needs 224x224 inputs"),
             std::string::npos);
   EXPECT_FALSE(has_prefix(keys(*smp::timm::create_model("levit_256d")), "head_dist."));  // not distilled
+}
+
+// The universal encoder maps reductions 16/32/64 to 8/16/32 behind two dummy slots.
+TEST(Levit, UnetOnLevitRuns) {
+  auto unet = smp::create_model("Unet", {"encoder_name=tu-levit_128s", "decoder_channels=[32,16,16,8,8]"});
+  EXPECT_EQ(unet->encoder().out_channels(), (std::vector<int64_t>{3, 0, 0, 128, 256, 384}));
+  unet->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(unet->forward(torch::zeros({1, 3, 224, 224})).sizes(), (std::vector<int64_t>{1, 1, 224, 224}));
 }
 
 }  // namespace
