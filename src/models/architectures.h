@@ -4,5 +4,6 @@
 namespace smp {
 
 void register_unet();
+void register_linknet();
 
 }  // namespace smp

@@ -18,7 +18,10 @@ std::map<std::string, ArchEntry>& arch_table() {
 
 const std::map<std::string, ArchEntry>& architectures() {
   static std::once_flag once;
-  std::call_once(once, [] { register_unet(); });
+  std::call_once(once, [] {
+    register_unet();
+    register_linknet();
+  });
   return arch_table();
 }
 

@@ -116,4 +116,14 @@ struct ArchEntry {
 };
 void register_architecture(ArchEntry entry);
 
+// Registers architecture `name` built as Model(options read from kwargs by `fields`).
+template <typename Model, typename Options>
+void register_architecture_of(const std::string& name, const std::vector<Field<Options>>& fields) {
+  std::vector<std::string> keys;
+  for (const auto& f : fields) keys.push_back(f.name);
+  register_architecture({name, keys, [name, &fields](const json& kwargs) -> SegmentationModel {
+                           return Model(options_from_json(name, fields, kwargs)).ptr();
+                         }});
+}
+
 }  // namespace smp::detail

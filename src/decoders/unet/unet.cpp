@@ -116,14 +116,7 @@ torch::Tensor UnetImpl::decode(const std::vector<torch::Tensor>& features) {
 }
 
 void register_unet() {
-  detail::register_architecture({"Unet", [] {
-                                   std::vector<std::string> keys;
-                                   for (const auto& f : unet_fields()) keys.push_back(f.name);
-                                   return keys;
-                                 }(),
-                                 [](const nlohmann::json& kwargs) -> SegmentationModel {
-                                   return Unet(detail::options_from_json("Unet", unet_fields(), kwargs)).ptr();
-                                 }});
+  detail::register_architecture_of<Unet>("Unet", unet_fields());
 }
 
 }  // namespace smp
