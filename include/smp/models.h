@@ -8,6 +8,7 @@
 #include <smp/encoders.h>
 #include <smp/modules.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,7 +39,8 @@ class SegmentationModelImpl : public torch::nn::Module {
  public:
   // Mask logits (after `activation`), [N, classes, H, W].
   torch::Tensor forward(const torch::Tensor& x) { return forward_all(x).mask; }
-  SegmentationOutput forward_all(const torch::Tensor& x);
+  // Encoder -> decode() -> heads; DPT, whose decoder also takes the ViT's prefix tokens, overrides it.
+  virtual SegmentationOutput forward_all(const torch::Tensor& x);
   // eval() + inference mode.
   SegmentationOutput predict(const torch::Tensor& x);
   // Throws when x is not [N, in_channels, H, W] or H, W are not divisible by the output stride.
@@ -51,18 +53,29 @@ class SegmentationModelImpl : public torch::nn::Module {
 
  protected:
   SegmentationModelImpl(std::string arch, nlohmann::json config) : arch_(std::move(arch)), config_(std::move(config)) {}
-  virtual torch::Tensor decode(const std::vector<torch::Tensor>& features) = 0;
+  // The decoder's output for the encoder's features (called by the default forward_all).
+  virtual torch::Tensor decode(const std::vector<torch::Tensor>& features);
   // Registers "encoder"; call first so the parameter order follows smp's.
   void set_encoder(Encoder encoder);
-  // Registers "segmentation_head" and, with aux_params, "classification_head" on the last feature.
-  void set_heads(torch::nn::Sequential segmentation_head, const std::optional<AuxParams>& aux);
+  // Registers "segmentation_head" (any module holder with a Tensor -> Tensor forward) and, with
+  // aux_params, "classification_head" on the last feature.
+  template <typename Head>
+  void set_heads(Head head, const std::optional<AuxParams>& aux) {
+    auto module = head.ptr();
+    set_heads(module, [module](const torch::Tensor& x) { return module->forward(x); }, aux);
+  }
+  void set_heads(std::shared_ptr<torch::nn::Module> head, std::function<torch::Tensor(const torch::Tensor&)> forward,
+                 const std::optional<AuxParams>& aux);
+  // Mask (segmentation head) and label (classification head on `deepest`, when there is one).
+  SegmentationOutput apply_heads(const torch::Tensor& decoded, const torch::Tensor& deepest);
   bool requires_divisible_input_shape_ = true;
 
  private:
   std::string arch_;
   nlohmann::json config_;
   Encoder encoder_;
-  torch::nn::Sequential segmentation_head_{nullptr}, classification_head_{nullptr};
+  std::function<torch::Tensor(const torch::Tensor&)> segmentation_head_;
+  torch::nn::Sequential classification_head_{nullptr};
 };
 using SegmentationModel = std::shared_ptr<SegmentationModelImpl>;
 

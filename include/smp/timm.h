@@ -58,6 +58,15 @@ class BackboneImpl : public torch::nn::Module {
   // Feature maps (NCHW) for the given ascending indices into feature_info().
   virtual std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                            const std::vector<int64_t>& indices) = 0;
+  // Class, register or distillation tokens ahead of the patch tokens (token models); 0 otherwise.
+  virtual int64_t num_prefix_tokens() const { return 0; }
+  // forward_intermediates that also returns each selected feature's prefix tokens [B, n, C] (timm's
+  // return_prefix_tokens=True); `prefix_tokens` is left empty by models without them.
+  virtual std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x, const std::vector<int64_t>& indices,
+                                                           std::vector<torch::Tensor>& prefix_tokens) {
+    prefix_tokens.clear();
+    return forward_intermediates(x, indices);
+  }
   // Classifier logits; only valid for a model built without features_only.
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
 

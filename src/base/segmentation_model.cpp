@@ -6,8 +6,11 @@ namespace smp {
 
 void SegmentationModelImpl::set_encoder(Encoder encoder) { encoder_ = register_module("encoder", std::move(encoder)); }
 
-void SegmentationModelImpl::set_heads(torch::nn::Sequential segmentation_head, const std::optional<AuxParams>& aux) {
-  segmentation_head_ = register_module("segmentation_head", std::move(segmentation_head));
+void SegmentationModelImpl::set_heads(std::shared_ptr<torch::nn::Module> head,
+                                      std::function<torch::Tensor(const torch::Tensor&)> forward,
+                                      const std::optional<AuxParams>& aux) {
+  register_module("segmentation_head", std::move(head));
+  segmentation_head_ = std::move(forward);
   if (aux)
     classification_head_ =
         register_module("classification_head", classification_head(encoder_->out_channels().back(), *aux));
@@ -34,13 +37,21 @@ void SegmentationModelImpl::check_input_shape(const torch::Tensor& x) const {
   }
 }
 
+torch::Tensor SegmentationModelImpl::decode(const std::vector<torch::Tensor>& features) {
+  throw std::logic_error(arch_ + " has no decode(features); it decodes in forward_all");
+}
+
+SegmentationOutput SegmentationModelImpl::apply_heads(const torch::Tensor& decoded, const torch::Tensor& deepest) {
+  SegmentationOutput out;
+  out.mask = segmentation_head_(decoded);
+  if (classification_head_) out.label = classification_head_->forward(deepest);
+  return out;
+}
+
 SegmentationOutput SegmentationModelImpl::forward_all(const torch::Tensor& x) {
   check_input_shape(x);
   auto features = encoder_->forward(x);
-  SegmentationOutput out;
-  out.mask = segmentation_head_->forward(decode(features));
-  if (classification_head_) out.label = classification_head_->forward(features.back());
-  return out;
+  return apply_heads(decode(features), features.back());
 }
 
 SegmentationOutput SegmentationModelImpl::predict(const torch::Tensor& x) {

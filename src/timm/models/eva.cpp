@@ -148,19 +148,14 @@ class EvaImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(blocks_->size()), name_);
-    int64_t gh = 0, gw = 0;
-    torch::Tensor rope;
-    auto t = embed(x, gh, gw, rope);
-    std::vector<torch::Tensor> out;
-    const auto b = x.size(0);
-    for (int64_t i = 0; out.size() < indices.size(); ++i) {
-      t = blocks_[static_cast<size_t>(i)]->as<EvaBlock>()->forward(t, rope);
-      if (i == indices[out.size()])
-        out.push_back(t.slice(1, 1).reshape({b, gh, gw, -1}).permute({0, 3, 1, 2}).contiguous());
-    }
-    return out;
+    return intermediates(x, indices, nullptr);
   }
+  std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x, const std::vector<int64_t>& indices,
+                                                   std::vector<torch::Tensor>& prefix_tokens) override {
+    prefix_tokens.clear();
+    return intermediates(x, indices, &prefix_tokens);
+  }
+  int64_t num_prefix_tokens() const override { return 1; }
 
   torch::Tensor forward(const torch::Tensor& x) override {
     if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
@@ -175,6 +170,23 @@ class EvaImpl : public BackboneImpl {
   std::string first_conv() const override { return "patch_embed.proj"; }
 
  private:
+  std::vector<torch::Tensor> intermediates(const torch::Tensor& x, const std::vector<int64_t>& indices,
+                                           std::vector<torch::Tensor>* prefix_tokens) {
+    layers::check_feature_indices(indices, static_cast<int64_t>(blocks_->size()), name_);
+    int64_t gh = 0, gw = 0;
+    torch::Tensor rope;
+    auto t = embed(x, gh, gw, rope);
+    std::vector<torch::Tensor> out;
+    const auto b = x.size(0);
+    for (int64_t i = 0; out.size() < indices.size(); ++i) {
+      t = blocks_[static_cast<size_t>(i)]->as<EvaBlock>()->forward(t, rope);
+      if (i != indices[out.size()]) continue;
+      out.push_back(t.slice(1, 1).reshape({b, gh, gw, -1}).permute({0, 3, 1, 2}).contiguous());
+      if (prefix_tokens) prefix_tokens->push_back(t.slice(1, 0, 1));
+    }
+    return out;
+  }
+
   torch::Tensor embed(const torch::Tensor& x, int64_t& gh, int64_t& gw, torch::Tensor& rope) {
     const auto p = cfg_.patch_size;
     if (x.size(2) % p != 0 || x.size(3) % p != 0)

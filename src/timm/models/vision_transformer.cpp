@@ -168,19 +168,14 @@ class VisionTransformerImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(blocks_->size()), name_);
-    const auto b = x.size(0);
-    int64_t gh = 0, gw = 0;
-    auto t = embed(x, gh, gw);
-    std::vector<torch::Tensor> out;
-    const auto prefix = cfg_.prefix_tokens();
-    for (int64_t i = 0; out.size() < indices.size(); ++i) {
-      t = blocks_[static_cast<size_t>(i)]->as<VitBlock>()->forward(t);
-      if (i == indices[out.size()])
-        out.push_back(t.slice(1, prefix).reshape({b, gh, gw, -1}).permute({0, 3, 1, 2}).contiguous());
-    }
-    return out;
+    return intermediates(x, indices, nullptr);
   }
+  std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x, const std::vector<int64_t>& indices,
+                                                   std::vector<torch::Tensor>& prefix_tokens) override {
+    prefix_tokens.clear();
+    return intermediates(x, indices, cfg_.prefix_tokens() > 0 ? &prefix_tokens : nullptr);
+  }
+  int64_t num_prefix_tokens() const override { return cfg_.prefix_tokens(); }
 
   torch::Tensor forward(const torch::Tensor& x) override {
     if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
@@ -204,6 +199,23 @@ class VisionTransformerImpl : public BackboneImpl {
   std::string first_conv() const override { return "patch_embed.proj"; }
 
  private:
+  std::vector<torch::Tensor> intermediates(const torch::Tensor& x, const std::vector<int64_t>& indices,
+                                           std::vector<torch::Tensor>* prefix_tokens) {
+    layers::check_feature_indices(indices, static_cast<int64_t>(blocks_->size()), name_);
+    const auto b = x.size(0);
+    int64_t gh = 0, gw = 0;
+    auto t = embed(x, gh, gw);
+    std::vector<torch::Tensor> out;
+    const auto prefix = cfg_.prefix_tokens();
+    for (int64_t i = 0; out.size() < indices.size(); ++i) {
+      t = blocks_[static_cast<size_t>(i)]->as<VitBlock>()->forward(t);
+      if (i != indices[out.size()]) continue;
+      out.push_back(t.slice(1, prefix).reshape({b, gh, gw, -1}).permute({0, 3, 1, 2}).contiguous());
+      if (prefix_tokens) prefix_tokens->push_back(t.slice(1, 0, prefix));
+    }
+    return out;
+  }
+
   // Patch projection, prefix tokens and position embedding (resampled to this input's grid).
   torch::Tensor embed(const torch::Tensor& x, int64_t& gh, int64_t& gw) {
     const auto p = cfg_.patch_size;
