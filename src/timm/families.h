@@ -48,5 +48,6 @@ void register_swin_transformer_family();
 void register_eva_family();
 void register_levit_family();
 void register_byobnet_family();
+void register_fastvit_family();
 
 }  // namespace smp::timm

@@ -36,6 +36,7 @@ void register_all_families() {
     register_eva_family();
     register_levit_family();
     register_byobnet_family();
+    register_fastvit_family();
   });
 }
 

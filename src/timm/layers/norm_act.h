@@ -17,6 +17,7 @@ class BatchNormAct2dImpl : public torch::nn::Module {
   // `act` by timm's name; "" for none.
   BatchNormAct2dImpl(int64_t channels, const std::string& act, double eps = 1e-5, double momentum = 0.1);
   torch::Tensor forward(const torch::Tensor& x);
+  double eps() const { return eps_; }
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
  private:

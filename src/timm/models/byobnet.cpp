@@ -1,15 +1,13 @@
-// timm's "bring your own blocks" network (byobnet.py), for now the MobileOne models: re-parameterisable
-// blocks of parallel kxk conv-BN branches, a 1x1 conv-BN scale branch and a BN identity branch,
-// which `reparameterize()` folds into one convolution with the same outputs.
+// timm's "bring your own blocks" network (byobnet.py), for now the MobileOne models: stages of
+// re-parameterisable MobileOne blocks (layers/mobileone.h) that `reparameterize()` folds into single
+// convolutions with the same outputs.
 #include <smp/modules.h>
-#include <smp/reparameterize.h>
 #include <smp/timm.h>
 
 #include "timm/families.h"
 #include "timm/layers/attention_modules.h"
-#include "timm/layers/conv_norm_act.h"
 #include "timm/layers/helpers.h"
-#include "timm/layers/norm_act.h"
+#include "timm/layers/mobileone.h"
 
 namespace smp::timm {
 
@@ -25,101 +23,14 @@ struct MobileOneConfig {
 };
 const std::vector<int64_t> kDepths = {2, 8, 10, 1};
 const std::vector<int64_t> kWidths = {64, 128, 256, 512};
-constexpr double kBnEps = 1e-5;
 
-// BN folded into the preceding linear map: (kernel * gamma / std, beta - mean * gamma / std).
-std::pair<torch::Tensor, torch::Tensor> fuse_bn(const torch::Tensor& kernel, const torch::Tensor& weight,
-                                                const torch::Tensor& bias, const torch::Tensor& mean,
-                                                const torch::Tensor& var) {
-  auto scale = weight / (var + kBnEps).sqrt();
-  return {kernel * scale.view({-1, 1, 1, 1}), bias - mean * scale};
+// A block as byobnet builds them: ReLU, squeeze-excite (when asked) named "attn".
+layers::MobileOneBlock mobileone_block(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,
+                                       int64_t branches, bool se) {
+  return layers::MobileOneBlock(
+      layers::MobileOneBlockOptions(in, out, kernel).stride(stride).groups(groups).num_conv_branches(branches),
+      se ? layers::create_attn("se", out) : nn::AnyModule());
 }
-
-class MobileOneBlockImpl : public nn::Module {
- public:
-  MobileOneBlockImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups, int64_t branches, bool se)
-      : in_(in), out_(out), kernel_(kernel), stride_(stride), groups_(groups) {
-    if (in == out && stride == 1) identity = register_module("identity", layers::BatchNormAct2d(out, ""));
-    conv_kxk = register_module("conv_kxk", nn::ModuleList());
-    for (int64_t i = 0; i < branches; ++i)
-      conv_kxk->push_back(layers::ConvNormAct(
-          layers::ConvNormActOptions(in, out, kernel).stride(stride).groups(groups).act("")));
-    if (kernel > 1)
-      conv_scale = register_module(
-          "conv_scale", layers::ConvNormAct(layers::ConvNormActOptions(in, out, 1).stride(stride).groups(groups).act("")));
-    if (se) {
-      attn = layers::create_attn("se", out);
-      register_module("attn", attn.ptr());
-    }
-  }
-
-  torch::Tensor forward(const torch::Tensor& x) {
-    torch::Tensor y;
-    if (reparam_conv) {
-      y = reparam_conv(x);
-    } else {
-      y = conv_scale ? conv_scale(x) : torch::zeros({}, x.options());
-      for (const auto& branch : *conv_kxk) y = y + branch->as<layers::ConvNormAct>()->forward(x);
-      if (identity) y = y + identity(x);
-    }
-    if (!attn.is_empty()) y = attn.forward(y);
-    return torch::relu(y);
-  }
-
-  // Folds every branch into one kxk convolution with a bias ("reparam_conv"), as timm does; false
-  // when already folded.
-  bool reparameterize() {
-    if (reparam_conv) return false;
-    torch::NoGradGuard no_grad;
-    auto fused = [](nn::Module& m) {
-      auto p = m.named_parameters();
-      auto b = m.named_buffers();
-      return fuse_bn(p["conv.weight"], p["bn.weight"], p["bn.bias"], b["bn.running_mean"], b["bn.running_var"]);
-    };
-    torch::Tensor kernel, bias;
-    for (const auto& branch : *conv_kxk) {
-      auto [k, b] = fused(*branch);
-      kernel = kernel.defined() ? kernel + k : k;
-      bias = bias.defined() ? bias + b : b;
-    }
-    if (conv_scale) {
-      auto [k, b] = fused(*conv_scale);
-      const int64_t pad = kernel_ / 2;
-      kernel = kernel + torch::constant_pad_nd(k, {pad, pad, pad, pad});
-      bias = bias + b;
-    }
-    if (identity) {
-      const int64_t per_group = in_ / groups_;
-      auto eye = torch::zeros({in_, per_group, kernel_, kernel_}, kernel.options());
-      for (int64_t i = 0; i < in_; ++i) eye[i][i % per_group][kernel_ / 2][kernel_ / 2] = 1.0;
-      auto [k, b] = fuse_bn(eye, identity->weight, identity->bias, identity->running_mean, identity->running_var);
-      kernel = kernel + k;
-      bias = bias + b;
-    }
-    reparam_conv = register_module("reparam_conv", nn::Conv2d(nn::Conv2dOptions(in_, out_, kernel_)
-                                                                    .stride(stride_)
-                                                                    .padding(kernel_ / 2)
-                                                                    .groups(groups_)
-                                                                    .bias(true)));
-    reparam_conv->weight.copy_(kernel);
-    reparam_conv->bias.copy_(bias);
-    for (const char* name : {"conv_kxk", "conv_scale", "identity"})
-      if (named_children().contains(name)) unregister_module(name);
-    conv_kxk = nullptr;
-    conv_scale = nullptr;
-    identity = nullptr;
-    return true;
-  }
-
- private:
-  int64_t in_, out_, kernel_, stride_, groups_;
-  layers::BatchNormAct2d identity{nullptr};
-  nn::ModuleList conv_kxk{nullptr};
-  layers::ConvNormAct conv_scale{nullptr};
-  nn::AnyModule attn;
-  nn::Conv2d reparam_conv{nullptr};
-};
-TORCH_MODULE(MobileOneBlock);
 
 class MobileOneImpl : public BackboneImpl {
  public:
@@ -128,7 +39,7 @@ class MobileOneImpl : public BackboneImpl {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
-    stem = register_module("stem", MobileOneBlock(args.in_chans(), c.stem_chs, 3, 2, 1, 1, false));
+    stem = register_module("stem", mobileone_block(args.in_chans(), c.stem_chs, 3, 2, 1, 1, false));
     feature_info_.push_back({"stem", c.stem_chs, 2});
     std::vector<int64_t> outs;
     for (size_t s = 0; s < 4; ++s) {
@@ -145,8 +56,8 @@ class MobileOneImpl : public BackboneImpl {
       Block stage;
       for (int64_t b = 0; b < kDepths[s]; ++b) {
         const bool se = b >= kDepths[s] - c.se_blocks[s];
-        stage->push_back(MobileOneBlock(prev, dw, 3, b == 0 ? 2 : 1, dw, c.num_conv_branches, se));
-        stage->push_back(MobileOneBlock(dw, outs[s], 1, 1, 1, c.num_conv_branches, se));
+        stage->push_back(mobileone_block(prev, dw, 3, b == 0 ? 2 : 1, dw, c.num_conv_branches, se));
+        stage->push_back(mobileone_block(dw, outs[s], 1, 1, 1, c.num_conv_branches, se));
         prev = dw = outs[s];
       }
       stages->push_back(stage);
@@ -183,19 +94,12 @@ class MobileOneImpl : public BackboneImpl {
  private:
   std::string name_;
   bool features_only_;
-  MobileOneBlock stem{nullptr};
+  layers::MobileOneBlock stem{nullptr};
   nn::Sequential stages{nullptr};
   nn::Linear fc_{nullptr};
 };
 
 }  // namespace
-
-int64_t reparameterize(torch::nn::Module& model) {
-  int64_t folded = 0;
-  for (auto& m : model.modules(/*include_self=*/true))
-    if (auto* block = m->as<MobileOneBlock>()) folded += block->reparameterize() ? 1 : 0;
-  return folded;
-}
 
 void register_byobnet_family() {
   const std::vector<std::pair<std::string, MobileOneConfig>> models = {
