@@ -5,5 +5,6 @@ namespace smp {
 
 void register_unet();
 void register_linknet();
+void register_fpn();
 
 }  // namespace smp

@@ -21,6 +21,7 @@ const std::map<std::string, ArchEntry>& architectures() {
   std::call_once(once, [] {
     register_unet();
     register_linknet();
+    register_fpn();
   });
   return arch_table();
 }
