@@ -6,5 +6,6 @@ namespace smp {
 void register_unet();
 void register_linknet();
 void register_fpn();
+void register_pspnet();
 
 }  // namespace smp

@@ -22,6 +22,7 @@ const std::map<std::string, ArchEntry>& architectures() {
     register_unet();
     register_linknet();
     register_fpn();
+    register_pspnet();
   });
   return arch_table();
 }
