@@ -3,6 +3,7 @@
 
 #include <smp/archs/fpn.h>
 #include <smp/archs/linknet.h>
+#include <smp/archs/pan.h>
 #include <smp/archs/pspnet.h>
 #include <smp/encoders.h>
 #include <smp/image.h>

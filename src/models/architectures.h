@@ -7,5 +7,6 @@ void register_unet();
 void register_linknet();
 void register_fpn();
 void register_pspnet();
+void register_pan();
 
 }  // namespace smp

@@ -23,6 +23,7 @@ const std::map<std::string, ArchEntry>& architectures() {
     register_linknet();
     register_fpn();
     register_pspnet();
+    register_pan();
   });
   return arch_table();
 }
