@@ -1,6 +1,7 @@
 // smp-cpp: segmentation models with timm backbones in C++. One include for the whole public API.
 #pragma once
 
+#include <smp/archs/deeplabv3.h>
 #include <smp/archs/fpn.h>
 #include <smp/archs/linknet.h>
 #include <smp/archs/pan.h>

@@ -8,5 +8,6 @@ void register_linknet();
 void register_fpn();
 void register_pspnet();
 void register_pan();
+void register_deeplabv3();  // DeepLabV3 and DeepLabV3Plus
 
 }  // namespace smp

@@ -24,6 +24,7 @@ const std::map<std::string, ArchEntry>& architectures() {
     register_fpn();
     register_pspnet();
     register_pan();
+    register_deeplabv3();
   });
   return arch_table();
 }
