@@ -17,8 +17,10 @@ namespace smp {
 
 // The options every architecture shares, with smp's keyword names. encoder_weights: "" (None), or
 // a safetensors path (smp's default "imagenet" needs the hub download, which is not built yet).
-// output_stride is what smp passes to the encoder through **kwargs (8, 16 or 32).
-#define SMP_ENCODER_MODEL_OPTIONS(DEFAULT_ENCODER)                   \
+// output_stride is what smp passes to the encoder through **kwargs (8, 16 or 32). Models with their
+// own encoder_output_stride argument (PAN, DeepLabV3, DeepLabV3Plus) take the options without it:
+// smp refuses output_stride in their **kwargs as a duplicate keyword.
+#define SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(DEFAULT_ENCODER)   \
   TORCH_ARG(std::string, encoder_name) = DEFAULT_ENCODER;            \
   TORCH_ARG(int64_t, encoder_depth) = 5;                             \
   TORCH_ARG(std::string, encoder_weights) = "";                      \
@@ -27,7 +29,9 @@ namespace smp {
   TORCH_ARG(int64_t, in_channels) = 3;                               \
   TORCH_ARG(int64_t, classes) = 1;                                   \
   TORCH_ARG(std::string, activation) = "";                           \
-  TORCH_ARG(std::optional<AuxParams>, aux_params) = std::nullopt;  \
+  TORCH_ARG(std::optional<AuxParams>, aux_params) = std::nullopt
+#define SMP_ENCODER_MODEL_OPTIONS(DEFAULT_ENCODER)           \
+  SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(DEFAULT_ENCODER); \
   TORCH_ARG(int64_t, output_stride) = 32
 
 struct SegmentationOutput {

@@ -47,6 +47,16 @@ TORCH_MODULE(Block);
 // Conv2d -> norm -> ReLU (children 0, 1, 2). The conv has a bias only without norm.
 Block conv2d_relu(int64_t in, int64_t out, int64_t kernel, int64_t padding, int64_t stride, const NormSpec& norm);
 
+// Depthwise conv (no bias) -> 1x1 pointwise conv (children 0, 1).
+Block separable_conv2d(int64_t in, int64_t out, int64_t kernel, int64_t padding, int64_t dilation, bool bias);
+
+// F.interpolate options for a decoder_interpolation name ("nearest", "bilinear", "bicubic", "area",
+// "nearest-exact"). align_corners is set for bilinear and bicubic only: PyTorch refuses it for the others.
+torch::nn::functional::InterpolateFuncOptions interpolation(const std::string& mode, bool align_corners = false);
+
+// PyTorch's check on a dropout probability, as std::invalid_argument naming the option.
+void check_dropout(const std::string& option, double p);
+
 // Concurrent spatial and channel squeeze & excitation.
 class SCSEModuleImpl : public torch::nn::Module {
  public:

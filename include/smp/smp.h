@@ -2,7 +2,11 @@
 #pragma once
 
 #include <smp/archs/dpt.h>
+#include <smp/archs/deeplabv3.h>
+#include <smp/archs/fpn.h>
 #include <smp/archs/linknet.h>
+#include <smp/archs/pan.h>
+#include <smp/archs/pspnet.h>
 #include <smp/encoders.h>
 #include <smp/image.h>
 #include <smp/io.h>

@@ -65,6 +65,27 @@ Block conv2d_relu(int64_t in, int64_t out, int64_t kernel, int64_t padding, int6
   return seq;
 }
 
+Block separable_conv2d(int64_t in, int64_t out, int64_t kernel, int64_t padding, int64_t dilation, bool bias) {
+  return Block(nn::Conv2d(nn::Conv2dOptions(in, in, kernel).padding(padding).dilation(dilation).groups(in).bias(false)),
+               nn::Conv2d(nn::Conv2dOptions(in, out, 1).bias(bias)));
+}
+
+torch::nn::functional::InterpolateFuncOptions interpolation(const std::string& mode, bool align_corners) {
+  auto opts = torch::nn::functional::InterpolateFuncOptions();
+  if (mode == "nearest") return opts.mode(torch::kNearest);
+  if (mode == "bilinear") return opts.mode(torch::kBilinear).align_corners(align_corners);
+  if (mode == "bicubic") return opts.mode(torch::kBicubic).align_corners(align_corners);
+  if (mode == "area") return opts.mode(torch::kArea);
+  if (mode == "nearest-exact") return opts.mode(torch::kNearestExact);
+  throw std::invalid_argument("decoder_interpolation must be one of nearest, bilinear, bicubic, area, nearest-exact; got '" +
+                              mode + "'");
+}
+
+void check_dropout(const std::string& option, double p) {
+  if (p < 0 || p > 1)
+    throw std::invalid_argument(option + ": dropout probability has to be between 0 and 1, but got " + std::to_string(p));
+}
+
 SCSEModuleImpl::SCSEModuleImpl(int64_t in_channels, int64_t reduction) {
   if (in_channels / reduction < 1)
     throw std::invalid_argument("scse attention needs at least " + std::to_string(reduction) + " channels, got " +

@@ -6,5 +6,9 @@ namespace smp {
 void register_unet();
 void register_linknet();
 void register_dpt();
+void register_fpn();
+void register_pspnet();
+void register_pan();
+void register_deeplabv3();  // DeepLabV3 and DeepLabV3Plus
 
 }  // namespace smp

@@ -22,6 +22,10 @@ const std::map<std::string, ArchEntry>& architectures() {
     register_unet();
     register_linknet();
     register_dpt();
+    register_fpn();
+    register_pspnet();
+    register_pan();
+    register_deeplabv3();
   });
   return arch_table();
 }

@@ -15,6 +15,15 @@ void read(const std::string& key, const json& v, int64_t& out) {
   out = v.get<int64_t>();
 }
 
+void read(const std::string& key, const json& v, std::optional<int64_t>& out) {
+  if (v.is_null()) {
+    out.reset();
+    return;
+  }
+  if (!v.is_number_integer()) bad(key, v, "an integer or null");
+  out = v.get<int64_t>();
+}
+
 void read(const std::string& key, const json& v, double& out) {
   if (!v.is_number()) bad(key, v, "a number");
   out = v.get<double>();
@@ -112,6 +121,7 @@ void read(const std::string& key, const json& v, std::optional<AuxParams>& out) 
 }
 
 json write(int64_t v) { return v; }
+json write(const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); }
 json write(double v) { return v; }
 json write(bool v) { return v; }
 json write(const std::string& v) { return v.empty() ? json(nullptr) : json(v); }

@@ -15,6 +15,7 @@ using nlohmann::json;
 
 // Readers: throw std::invalid_argument naming the key and the expected type.
 void read(const std::string& key, const json& v, int64_t& out);
+void read(const std::string& key, const json& v, std::optional<int64_t>& out);  // null -> nullopt
 void read(const std::string& key, const json& v, double& out);
 void read(const std::string& key, const json& v, bool& out);
 void read(const std::string& key, const json& v, std::string& out);  // null -> ""
@@ -24,6 +25,7 @@ void read(const std::string& key, const json& v, NormSpec& out);
 void read(const std::string& key, const json& v, std::optional<AuxParams>& out);
 
 json write(int64_t v);
+json write(const std::optional<int64_t>& v);
 json write(double v);
 json write(bool v);
 json write(const std::string& v);  // "" -> null
@@ -60,11 +62,13 @@ struct Field {
     return field;                                                                             \
   }()
 
-#define SMP_ENCODER_FIELDS(OPTIONS)                                                           \
+#define SMP_ENCODER_FIELDS_WITHOUT_STRIDE(OPTIONS)                                            \
   SMP_FIELD(OPTIONS, encoder_name), SMP_FIELD(OPTIONS, encoder_depth), SMP_FIELD(OPTIONS, encoder_weights), \
       SMP_FIELD(OPTIONS, in_channels), SMP_FIELD(OPTIONS, classes), SMP_FIELD(OPTIONS, activation),          \
       SMP_FIELD(OPTIONS, aux_params), SMP_KWARGS_FIELD(OPTIONS, encoder_indices),                            \
-      SMP_KWARGS_FIELD(OPTIONS, encoder_channels), SMP_KWARGS_FIELD(OPTIONS, output_stride)
+      SMP_KWARGS_FIELD(OPTIONS, encoder_channels)
+#define SMP_ENCODER_FIELDS(OPTIONS) \
+  SMP_ENCODER_FIELDS_WITHOUT_STRIDE(OPTIONS), SMP_KWARGS_FIELD(OPTIONS, output_stride)
 
 template <typename Options>
 Options options_from_json(const std::string& arch, const std::vector<Field<Options>>& fields, const json& kwargs);
@@ -97,15 +101,19 @@ Options options_from_json(const std::string& arch, const std::vector<Field<Optio
 
 // The common encoder options as EncoderOptions.
 template <typename Options>
-EncoderOptions encoder_options(const Options& o) {
+EncoderOptions encoder_options(const Options& o, int64_t output_stride) {
   return EncoderOptions()
       .name(o.encoder_name())
       .in_channels(o.in_channels())
       .depth(o.encoder_depth())
       .indices(o.encoder_indices())
       .channels(o.encoder_channels())
-      .output_stride(o.output_stride())
+      .output_stride(output_stride)
       .weights(o.encoder_weights());
+}
+template <typename Options>
+EncoderOptions encoder_options(const Options& o) {
+  return encoder_options(o, o.output_stride());
 }
 
 // Architecture registry used by smp::create_model.

@@ -12,20 +12,10 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-F::InterpolateFuncOptions::mode_t interpolation_mode(const std::string& name) {
-  if (name == "nearest") return torch::kNearest;
-  if (name == "bilinear") return torch::kBilinear;
-  if (name == "bicubic") return torch::kBicubic;
-  if (name == "area") return torch::kArea;
-  if (name == "nearest-exact") return torch::kNearestExact;
-  throw std::invalid_argument("decoder_interpolation must be one of nearest, bilinear, bicubic, area, nearest-exact; got '" +
-                              name + "'");
-}
-
 class UnetDecoderBlockImpl : public nn::Module {
  public:
   UnetDecoderBlockImpl(int64_t in, int64_t skip, int64_t out, const UnetOptions& o)
-      : mode_(interpolation_mode(o.decoder_interpolation())) {
+      : interpolation_(interpolation(o.decoder_interpolation())) {
     conv1 = register_module("conv1", conv2d_relu(in + skip, out, 3, 1, 1, o.decoder_use_norm()));
     attention1 = register_module("attention1", Attention(o.decoder_attention_type(), in + skip));
     conv2 = register_module("conv2", conv2d_relu(out, out, 3, 1, 1, o.decoder_use_norm()));
@@ -33,16 +23,13 @@ class UnetDecoderBlockImpl : public nn::Module {
   }
 
   torch::Tensor forward(torch::Tensor x, int64_t height, int64_t width, const torch::Tensor* skip) {
-    auto opts = F::InterpolateFuncOptions().size(std::vector<int64_t>{height, width}).mode(mode_);
-    if (c10::holds_alternative<torch::enumtype::kBilinear>(mode_) || c10::holds_alternative<torch::enumtype::kBicubic>(mode_))
-      opts.align_corners(false);
-    x = F::interpolate(x, opts);
+    x = F::interpolate(x, F::InterpolateFuncOptions(interpolation_).size(std::vector<int64_t>{height, width}));
     if (skip) x = attention1->forward(torch::cat({x, *skip}, 1));
     return attention2->forward(conv2->forward(conv1->forward(x)));
   }
 
  private:
-  F::InterpolateFuncOptions::mode_t mode_;
+  F::InterpolateFuncOptions interpolation_;
   Block conv1{nullptr}, conv2{nullptr};
   Attention attention1{nullptr}, attention2{nullptr};
 };
