@@ -5,5 +5,9 @@ namespace smp {
 
 void register_unet();
 void register_linknet();
+void register_unetplusplus();
+void register_manet();
+void register_upernet();
+void register_segformer();
 
 }  // namespace smp

@@ -21,6 +21,10 @@ const std::map<std::string, ArchEntry>& architectures() {
   std::call_once(once, [] {
     register_unet();
     register_linknet();
+    register_unetplusplus();
+    register_manet();
+    register_upernet();
+    register_segformer();
   });
   return arch_table();
 }
