@@ -54,6 +54,10 @@ Block separable_conv2d(int64_t in, int64_t out, int64_t kernel, int64_t padding,
 // "nearest-exact"). align_corners is set for bilinear and bicubic only: PyTorch refuses it for the others.
 torch::nn::functional::InterpolateFuncOptions interpolation(const std::string& mode, bool align_corners = false);
 
+// F.interpolate(x, size=(height, width)) with the mode (and align_corners) of `mode`.
+torch::Tensor resize(const torch::Tensor& x, int64_t height, int64_t width,
+                     torch::nn::functional::InterpolateFuncOptions mode);
+
 // PyTorch's check on a dropout probability, as std::invalid_argument naming the option.
 void check_dropout(const std::string& option, double p);
 

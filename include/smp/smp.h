@@ -7,6 +7,10 @@
 #include <smp/archs/linknet.h>
 #include <smp/archs/pan.h>
 #include <smp/archs/pspnet.h>
+#include <smp/archs/manet.h>
+#include <smp/archs/segformer.h>
+#include <smp/archs/unetplusplus.h>
+#include <smp/archs/upernet.h>
 #include <smp/encoders.h>
 #include <smp/image.h>
 #include <smp/io.h>

@@ -81,6 +81,11 @@ torch::nn::functional::InterpolateFuncOptions interpolation(const std::string& m
                               mode + "'");
 }
 
+torch::Tensor resize(const torch::Tensor& x, int64_t height, int64_t width,
+                     torch::nn::functional::InterpolateFuncOptions mode) {
+  return torch::nn::functional::interpolate(x, mode.size(std::vector<int64_t>{height, width}));
+}
+
 void check_dropout(const std::string& option, double p) {
   if (p < 0 || p > 1)
     throw std::invalid_argument(option + ": dropout probability has to be between 0 and 1, but got " + std::to_string(p));

@@ -10,5 +10,9 @@ void register_fpn();
 void register_pspnet();
 void register_pan();
 void register_deeplabv3();  // DeepLabV3 and DeepLabV3Plus
+void register_unetplusplus();
+void register_manet();
+void register_upernet();
+void register_segformer();
 
 }  // namespace smp

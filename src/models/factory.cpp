@@ -26,6 +26,10 @@ const std::map<std::string, ArchEntry>& architectures() {
     register_pspnet();
     register_pan();
     register_deeplabv3();
+    register_unetplusplus();
+    register_manet();
+    register_upernet();
+    register_segformer();
   });
   return arch_table();
 }

@@ -2,38 +2,15 @@
 
 #include <fmt/format.h>
 
+#include "decoders/unet/decoder_block.h"
 #include "models/options_json.h"
 #include "util/strings.h"
 
 namespace smp {
 
 namespace nn = torch::nn;
-namespace F = torch::nn::functional;
 
 namespace {
-
-class UnetDecoderBlockImpl : public nn::Module {
- public:
-  UnetDecoderBlockImpl(int64_t in, int64_t skip, int64_t out, const UnetOptions& o)
-      : interpolation_(interpolation(o.decoder_interpolation())) {
-    conv1 = register_module("conv1", conv2d_relu(in + skip, out, 3, 1, 1, o.decoder_use_norm()));
-    attention1 = register_module("attention1", Attention(o.decoder_attention_type(), in + skip));
-    conv2 = register_module("conv2", conv2d_relu(out, out, 3, 1, 1, o.decoder_use_norm()));
-    attention2 = register_module("attention2", Attention(o.decoder_attention_type(), out));
-  }
-
-  torch::Tensor forward(torch::Tensor x, int64_t height, int64_t width, const torch::Tensor* skip) {
-    x = F::interpolate(x, F::InterpolateFuncOptions(interpolation_).size(std::vector<int64_t>{height, width}));
-    if (skip) x = attention1->forward(torch::cat({x, *skip}, 1));
-    return attention2->forward(conv2->forward(conv1->forward(x)));
-  }
-
- private:
-  F::InterpolateFuncOptions interpolation_;
-  Block conv1{nullptr}, conv2{nullptr};
-  Attention attention1{nullptr}, attention2{nullptr};
-};
-TORCH_MODULE(UnetDecoderBlock);
 
 class UnetDecoderImpl : public nn::Module {
  public:
@@ -43,14 +20,14 @@ class UnetDecoderImpl : public nn::Module {
     std::vector<int64_t> enc(encoder_channels.rbegin(), encoder_channels.rend() - 1);
     const int64_t head = enc.front();
     if (add_center_block) {
-      center_ = register_module("center", nn::Sequential(conv2d_relu(head, head, 3, 1, 1, o.decoder_use_norm()),
-                                                         conv2d_relu(head, head, 3, 1, 1, o.decoder_use_norm())));
+      center_ = register_module("center", detail::unet_center_block(head, o.decoder_use_norm()));
     }
     blocks_ = register_module("blocks", nn::ModuleList());
     for (size_t i = 0; i < decoder_channels.size(); ++i) {
       const int64_t in = i == 0 ? head : decoder_channels[i - 1];
       const int64_t skip = i + 1 < enc.size() ? enc[i + 1] : 0;
-      blocks_->push_back(UnetDecoderBlock(in, skip, decoder_channels[i], o));
+      blocks_->push_back(detail::UnetDecoderBlock(in, skip, decoder_channels[i], o.decoder_use_norm(),
+                                                  o.decoder_attention_type(), o.decoder_interpolation()));
     }
   }
 
@@ -62,7 +39,7 @@ class UnetDecoderImpl : public nn::Module {
     for (size_t i = 0; i < blocks_->size(); ++i) {
       const auto& target = features[features.size() - 2 - i];
       const torch::Tensor* skip = i < skips.size() ? &skips[i] : nullptr;
-      x = blocks_[i]->as<UnetDecoderBlock>()->forward(x, target.size(2), target.size(3), skip);
+      x = blocks_[i]->as<detail::UnetDecoderBlock>()->forward(x, target.size(2), target.size(3), skip);
     }
     return x;
   }

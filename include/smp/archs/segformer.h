@@ -1,0 +1,26 @@
+// smp's Segformer: per-level linear projections, resized to 1/4 of the input, fused by a 1x1 conv.
+#pragma once
+
+#include <smp/models.h>
+
+namespace smp {
+
+struct SegformerOptions {
+  SMP_ENCODER_MODEL_OPTIONS("resnet34");
+  TORCH_ARG(int64_t, decoder_segmentation_channels) = 256;
+  TORCH_ARG(int64_t, upsampling) = 4;
+};
+
+class SegformerImpl : public SegmentationModelImpl {
+ public:
+  explicit SegformerImpl(const SegformerOptions& options);
+
+ protected:
+  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
+
+ private:
+  std::shared_ptr<torch::nn::Module> decoder_;
+};
+TORCH_MODULE(Segformer);
+
+}  // namespace smp
