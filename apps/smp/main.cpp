@@ -15,8 +15,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int run_info(const std::string& arch, const std::vector<std::string>& words) {
-  auto model = smp::create_model(arch, words);
+int run_info(const std::string& arch, const std::vector<std::string>& words, const std::string& from) {
+  if (from.empty() == arch.empty()) throw std::invalid_argument("info takes an architecture or --from <folder>");
+  if (!from.empty() && !words.empty()) throw std::invalid_argument("info --from takes no options: config.json has them");
+  auto model = from.empty() ? smp::create_model(arch, words) : smp::from_pretrained(from);
+  if (!from.empty()) std::cout << model->arch() << " " << model->config().dump() << "\n";
   const auto table = model->encoder().features_info_str();
   std::cout << (table.empty() ? "(this encoder has no features table)" : table) << "\n";
   return 0;
@@ -123,8 +126,10 @@ int main(int argc, char** argv) {
   std::string arch;
   std::vector<std::string> words;
   auto* info = app.add_subcommand("info", "Print a model's encoder features table");
-  info->add_option("arch", arch, "Architecture, e.g. Unet")->required();
+  std::string from;
+  info->add_option("arch", arch, "Architecture, e.g. Unet");
   info->add_option("options", words, "key=value model options, e.g. encoder_name=tu-resnet18 encoder_depth=3");
+  info->add_option("--from", from, "A folder written by save_pretrained (config.json + model.safetensors)");
 
   std::vector<std::string> paths;
   auto* conformance = app.add_subcommand("conformance", "Run reference fixture cases and compare");
@@ -144,7 +149,7 @@ int main(int argc, char** argv) {
   try {
     if (!log_level.empty()) smp::log::set_level(log_level);
     smp::configure_threads(threads);
-    if (*info) return run_info(arch, words);
+    if (*info) return run_info(arch, words, from);
     if (*conformance) return run_conformance(paths);
     if (*list) return run_list_encoders(pattern, markdown);
     if (*demo) return run_demo(out_dir);

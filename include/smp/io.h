@@ -27,6 +27,13 @@ void write_safetensors(const std::string& path, const TensorMap& tensors,
 std::string serialize_safetensors(const TensorMap& tensors,
                                   const std::map<std::string, std::string>& metadata = {});
 
+// Reads a state dict saved by torch.save (zip format, .pth/.bin/.pt) without running any Python: only
+// tensors, storages, OrderedDict and plain values are accepted, as with torch.load(weights_only=True).
+// A checkpoint that nests its weights ({"state_dict": ...}, {"model": ...}) is read from entry `key`;
+// "" picks the file itself when it is a flat dict of tensors, else "state_dict", else "model".
+// Throws std::runtime_error naming the file and the problem.
+TensorMap read_torch_state_dict(const std::string& path, const std::string& key = "");
+
 // Module parameters and buffers under their registered names (Python's state_dict keys).
 TensorMap state_dict(const torch::nn::Module& module);
 

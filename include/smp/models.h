@@ -34,6 +34,10 @@ namespace smp {
   SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(DEFAULT_ENCODER); \
   TORCH_ARG(int64_t, output_stride) = 32
 
+namespace detail {
+struct PretrainedAccess;
+}
+
 struct SegmentationOutput {
   torch::Tensor mask;
   torch::Tensor label;  // undefined without aux_params
@@ -54,6 +58,10 @@ class SegmentationModelImpl : public torch::nn::Module {
   const std::string& arch() const { return arch_; }
   // Constructor keyword arguments as smp's config.json holds them (without _model_class).
   const nlohmann::json& config() const { return config_; }
+  // Writes `directory`/config.json (config() plus "_model_class") and model.safetensors as smp's
+  // save_pretrained does, creating the folder; smp::from_pretrained (smp/pretrained.h) reads it back.
+  // Both files are written beside their targets first, so a failure leaves existing files as they were.
+  void save_pretrained(const std::string& directory) const;
 
  protected:
   SegmentationModelImpl(std::string arch, nlohmann::json config) : arch_(std::move(arch)), config_(std::move(config)) {}
@@ -75,6 +83,7 @@ class SegmentationModelImpl : public torch::nn::Module {
   bool requires_divisible_input_shape_ = true;
 
  private:
+  friend struct detail::PretrainedAccess;
   std::string arch_;
   nlohmann::json config_;
   Encoder encoder_;

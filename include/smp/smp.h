@@ -19,6 +19,7 @@
 #include <smp/metrics.h>
 #include <smp/models.h>
 #include <smp/modules.h>
+#include <smp/pretrained.h>
 #include <smp/reparameterize.h>
 #include <smp/timm.h>
 

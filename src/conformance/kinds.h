@@ -14,6 +14,8 @@ namespace smp::conformance {
 
 CaseResult run_timm_case(const std::string& dir, const nlohmann::json& spec);
 CaseResult run_smp_model_case(const std::string& dir, const nlohmann::json& spec);
+// A save_pretrained folder (config.json + model.safetensors) loaded as-is, run on the filled input.
+CaseResult run_smp_checkpoint_case(const std::string& dir, const nlohmann::json& spec);
 CaseResult run_loss_case(const std::string& dir, const nlohmann::json& spec);
 CaseResult run_metric_case(const std::string& dir, const nlohmann::json& spec);
 

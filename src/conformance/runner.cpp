@@ -3,6 +3,7 @@
 #include <smp/io.h>
 #include <smp/log.h>
 #include <smp/models.h>
+#include <smp/pretrained.h>
 #include <smp/timm.h>
 
 #include <fmt/format.h>
@@ -53,6 +54,12 @@ std::string check_names(const io::TensorMap& got, const json& expected, const st
 
 torch::Tensor filled_input(const json& spec) {
   return fill::input(spec["input"]["name"].get<std::string>(), shape_of(spec["input"]["shape"]));
+}
+
+bool encoder_is_ported(const std::string& name) {
+  if (util::starts_with(name, "tu-")) return timm::is_model(name.substr(3));
+  const auto native = list_smp_encoders();
+  return std::find(native.begin(), native.end(), name) != native.end();
 }
 
 CaseResult unsupported(const std::string& why) {
@@ -201,17 +208,34 @@ CaseResult run_smp_model_case(const std::string& dir, const json& spec) {
   if (std::find(archs.begin(), archs.end(), arch) == archs.end())
     return unsupported("architecture " + arch + " is not ported yet");
   const auto encoder = spec["kwargs"].value("encoder_name", std::string("resnet34"));
-  const auto native = list_smp_encoders();
-  const bool known = util::starts_with(encoder, "tu-") ? timm::is_model(encoder.substr(3))
-                                                       : std::find(native.begin(), native.end(), encoder) != native.end();
-  if (!known)
-    return unsupported("encoder " + encoder + " is not ported yet");
+  if (!encoder_is_ported(encoder)) return unsupported("encoder " + encoder + " is not ported yet");
 
   auto model = create_model_from_kwargs(arch, spec["kwargs"]);
   model->eval();
   fill::fill_module(*model);
   if (auto problem = check_names(io::state_dict(*model), spec["state_dict"], "state_dict"); !problem.empty())
     return fail(problem);
+  torch::NoGradGuard no_grad;
+  auto out = model->forward_all(filled_input(spec));
+  io::TensorMap got{{"mask", out.mask}};
+  if (out.label.defined()) got["label"] = out.label;
+  CaseResult r;
+  compare_tensors(got, io::read_safetensors((fs::path(dir) / "expected.safetensors").string()).tensors,
+                  spec["rtol"].get<double>(), r);
+  return r;
+}
+
+CaseResult run_smp_checkpoint_case(const std::string& dir, const json& spec) {
+  const auto config = read_json(fs::path(dir) / "config.json");
+  const auto arch = config.value("_model_class", std::string());
+  const auto archs = list_architectures();
+  if (std::find(archs.begin(), archs.end(), arch) == archs.end())
+    return unsupported("architecture " + arch + " is not built");
+  const auto encoder = config.value("encoder_name", std::string("resnet34"));
+  if (!encoder_is_ported(encoder)) return unsupported("encoder " + encoder + " is not ported yet");
+
+  // The folder as saved, weights included: nothing is filled.
+  auto model = from_pretrained(dir);
   torch::NoGradGuard no_grad;
   auto out = model->forward_all(filled_input(spec));
   io::TensorMap got{{"mask", out.mask}};
@@ -244,6 +268,8 @@ std::vector<CaseResult> run_path(const std::string& path) {
       r = run_timm_case(path, spec);
     } else if (kind == "smp_model") {
       r = run_smp_model_case(path, spec);
+    } else if (kind == "smp_checkpoint") {
+      r = run_smp_checkpoint_case(path, spec);
     } else if (kind == "smp_loss") {
       r = run_loss_case(path, spec);
     } else if (kind == "smp_metric") {

@@ -2,10 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
+
+#include "util/files.h"
 
 namespace smp::io {
 
@@ -137,21 +138,7 @@ std::string serialize_safetensors(const TensorMap& tensors, const std::map<std::
 
 void write_safetensors(const std::string& path, const TensorMap& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  const auto bytes = serialize_safetensors(tensors, metadata);
-  const auto tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(tmp + ": cannot open for writing");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out.flush()) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error(tmp + ": write failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": cannot replace file");
-  }
+  util::PendingFile(path, serialize_safetensors(tensors, metadata)).commit();
 }
 
 }  // namespace smp::io

@@ -4,6 +4,7 @@
 
 #include "models/architectures.h"
 #include "models/options_json.h"
+#include "util/log.h"
 #include "util/strings.h"
 
 namespace smp {
@@ -62,7 +63,29 @@ std::vector<std::string> list_architectures() {
 std::vector<std::string> architecture_keys(const std::string& arch) { return detail::arch_entry(arch).keys; }
 
 SegmentationModel create_model_from_kwargs(const std::string& arch, const nlohmann::json& kwargs) {
-  return detail::arch_entry(arch).build(kwargs);
+  const auto& entry = detail::arch_entry(arch);
+  // Keywords smp renamed and still accepts with a deprecation warning; a non-null old value wins, as in
+  // smp's constructors (configs saved by older smp versions carry the old names).
+  struct Renamed {
+    const char* arch;
+    const char* old_key;
+    const char* new_key;
+  };
+  static const Renamed kRenamed[] = {
+      {"Unet", "decoder_use_batchnorm", "decoder_use_norm"},  {"UnetPlusPlus", "decoder_use_batchnorm", "decoder_use_norm"},
+      {"MAnet", "decoder_use_batchnorm", "decoder_use_norm"}, {"Linknet", "decoder_use_batchnorm", "decoder_use_norm"},
+      {"PSPNet", "psp_use_batchnorm", "decoder_use_norm"},    {"PAN", "upscale_mode", "decoder_interpolation"},
+  };
+  auto args = kwargs;
+  for (const auto& r : kRenamed) {
+    if (entry.name != r.arch || !args.is_object() || !args.contains(r.old_key)) continue;
+    const auto value = args[r.old_key];
+    args.erase(r.old_key);
+    if (value.is_null()) continue;
+    log::logger().warn("The usage of {} is deprecated. Please modify your code for {}", r.old_key, r.new_key);
+    args[r.new_key] = value;
+  }
+  return entry.build(args);
 }
 
 SegmentationModel create_model(const std::string& arch, const std::vector<std::string>& words) {

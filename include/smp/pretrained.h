@@ -1,0 +1,20 @@
+// Model folders as smp's save_pretrained writes them: config.json + model.safetensors.
+#pragma once
+
+#include <smp/models.h>
+
+#include <string>
+
+namespace smp {
+
+// Loads a folder written by save_pretrained (smp's in Python or SegmentationModelImpl::save_pretrained):
+// builds the architecture config.json names in "_model_class" from its keyword arguments (keys starting
+// with "_" are dropped, as smp does) and loads model.safetensors, or pytorch_model.bin (torch.save) when
+// the folder has no safetensors file. Tensors of other floating dtypes (float16, bfloat16) are converted
+// to the model's. strict: any missing, unexpected or mis-shaped key throws std::runtime_error listing
+// them all; otherwise those are skipped with a warning. The encoder's own weights ("encoder_weights")
+// are never fetched: the checkpoint holds them, and config() keeps the value the file had.
+// Only local folders are read; download a Hugging Face Hub repository first.
+SegmentationModel from_pretrained(const std::string& path, bool strict = true);
+
+}  // namespace smp
