@@ -3,6 +3,7 @@
 
 #include <smp/archs/linknet.h>
 #include <smp/encoders.h>
+#include <smp/hub.h>
 #include <smp/image.h>
 #include <smp/io.h>
 #include <smp/log.h>
