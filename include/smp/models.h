@@ -14,8 +14,9 @@
 
 namespace smp {
 
-// The options every architecture shares, with smp's keyword names. encoder_weights: "" (None), or
-// a safetensors path (smp's default "imagenet" needs the hub download, which is not built yet).
+// The options every architecture shares, with smp's keyword names. encoder_weights: "" (None), a
+// safetensors path, or pretrained weights by name (EncoderOptions::weights). Its default stays ""
+// rather than smp's "imagenet", so building a model never reaches for the network unasked.
 // output_stride is what smp passes to the encoder through **kwargs (8, 16 or 32).
 #define SMP_ENCODER_MODEL_OPTIONS(DEFAULT_ENCODER)                   \
   TORCH_ARG(std::string, encoder_name) = DEFAULT_ENCODER;            \
