@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -115,7 +116,8 @@ std::string read_text(const fs::path& path) {
 // Written to a temporary name, then renamed, so readers never see half a file.
 void write_text_atomic(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
-  const auto tmp = path.string() + "." + std::to_string(::getpid()) + ".tmp";
+  static std::atomic<unsigned> serial{0};  // unique among this process's threads too
+  const auto tmp = path.string() + "." + std::to_string(::getpid()) + "." + std::to_string(serial++) + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << text;
