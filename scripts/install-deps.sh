@@ -6,6 +6,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 missing=()

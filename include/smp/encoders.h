@@ -46,7 +46,10 @@ struct EncoderOptions {
   TORCH_ARG(EncoderIndices, indices) = {};
   // One entry per feature slot; empty = keep the backbone's channel counts.
   TORCH_ARG(std::vector<int64_t>, channels) = {};
-  // "" = no weights; a path to a safetensors file (full timm model or features-only keys).
+  // "" = no weights; a path to a safetensors file (full timm model or features-only keys; a value
+  // holding '/' or ending in ".safetensors"); otherwise pretrained weights from the Hugging Face hub
+  // (smp::hub): smp's names for its own encoders ("imagenet", "ssl", ...), and for "tu-" encoders
+  // any value (smp's True) selects the tag in the name, "tu-<model>.<tag>", or timm's default tag.
   TORCH_ARG(std::string, weights) = "";
 };
 

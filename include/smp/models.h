@@ -15,8 +15,9 @@
 
 namespace smp {
 
-// The options every architecture shares, with smp's keyword names. encoder_weights: "" (None), or
-// a safetensors path (smp's default "imagenet" needs the hub download, which is not built yet).
+// The options every architecture shares, with smp's keyword names. encoder_weights: "" (None), a
+// safetensors path, or pretrained weights by name (EncoderOptions::weights). Its default stays ""
+// rather than smp's "imagenet", so building a model never reaches for the network unasked.
 // output_stride is what smp passes to the encoder through **kwargs (8, 16 or 32). Models with their
 // own encoder_output_stride argument (PAN, DeepLabV3, DeepLabV3Plus) take the options without it:
 // smp refuses output_stride in their **kwargs as a duplicate keyword.

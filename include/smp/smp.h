@@ -12,6 +12,7 @@
 #include <smp/archs/unetplusplus.h>
 #include <smp/archs/upernet.h>
 #include <smp/encoders.h>
+#include <smp/hub.h>
 #include <smp/image.h>
 #include <smp/io.h>
 #include <smp/log.h>

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace smp::timm {
@@ -94,6 +95,17 @@ struct ModelEntry {
 };
 
 void register_model(ModelEntry entry);
+// timm's "<model>.<pretrained tag>" names: {"resnet18", "a1_in1k"}; the tag is "" when there is none.
+// The registry functions below accept either form.
+std::pair<std::string, std::string> split_model_name_tag(const std::string& name);
+// The model's pretrained tags, timm's default first; empty when the port has no record of them.
+std::vector<std::string> pretrained_tags(const std::string& model);
+// The hub repository holding model.safetensors for "<model>" (timm's default tag) or "<model>.<tag>":
+// timm/<model>.<tag> for timm's own weights. Throws std::invalid_argument for an unknown tag, a tag
+// without weights on the hub, or a model whose default tag is not known here (then give one).
+std::string pretrained_repo(const std::string& name);
+// pretrained_repo's model.safetensors through smp::hub::hf_hub_download: its local path.
+std::string download_pretrained(const std::string& name);
 // Sorted model names matching a shell-style pattern ("resnet*", "*xcit*"); empty = all.
 std::vector<std::string> list_models(const std::string& pattern = "");
 const ModelEntry& model_entry(const std::string& name);  // throws with close matches if unknown

@@ -6,9 +6,11 @@
 
 #include <cmath>
 
+#include <smp/hub.h>
 #include <smp/io.h>
 
 #include "timm/models/resnet_blocks.h"
+#include "util/strings.h"
 
 namespace smp {
 
@@ -312,7 +314,73 @@ const std::map<std::string, Factory>& table() {
   return t;
 }
 
+// smp's pretrained_settings: the hub repository and pinned revision of each named set of weights.
+struct PretrainedSetting {
+  std::string weights, repo_id, revision;
+};
+
+const std::map<std::string, std::vector<PretrainedSetting>>& pretrained_settings() {
+  static const std::map<std::string, std::vector<PretrainedSetting>> s = [] {
+    std::map<std::string, std::vector<PretrainedSetting>> m;
+    auto add = [&m](const std::string& encoder, const std::string& weights, const std::string& revision) {
+      m[encoder].push_back({weights, "smp-hub/" + encoder + "." + weights, revision});
+    };
+    add("resnet18", "imagenet", "3f2325ff978283d47aa6a1d6878ca20565622683");
+    add("resnet18", "ssl", "d600d5116aac2e6e595f99f40612074c723c00b2");
+    add("resnet18", "swsl", "0e3a35d4d8e344088c14a96eee502a88ac70eae1");
+    add("resnet34", "imagenet", "7a57b34f723329ff020b3f8bc41771163c519d0c");
+    add("resnet50", "imagenet", "00cb74e366966d59cd9a35af57e618af9f88efe9");
+    add("resnet50", "ssl", "d07daf5b4377f3700c6ac61906b0aafbc4eca46b");
+    add("resnet50", "swsl", "b9520cce124f91c6fe7eee45721a2c7954f0d8c0");
+    add("resnet101", "imagenet", "cd7c15e8c51da86ae6a084515fdb962d0c94e7d1");
+    add("resnet152", "imagenet", "951dd835e9d086628e447b484584c8983f9e1dd0");
+    add("resnext50_32x4d", "imagenet", "329793c85d62fd340ae42ae39fb905a63df872e7");
+    add("resnext50_32x4d", "ssl", "9b67cff77d060c7044493a58c24d1007c1eb06c3");
+    add("resnext50_32x4d", "swsl", "52e6e49da61b8e26ca691e1aef2cbb952884057d");
+    add("resnext101_32x4d", "ssl", "b39796c8459084d13523b7016c3ef13a2e9e472b");
+    add("resnext101_32x4d", "swsl", "3f8355b4892a31f001a832b49b2b01484d48516a");
+    add("resnext101_32x8d", "imagenet", "221af6198d03a4ee88992f78a1ee81b46a52d339");
+    add("resnext101_32x8d", "instagram", "44cd927aa6e64673ffe9d31230bad44abc18b823");
+    add("resnext101_32x8d", "ssl", "723a95ddeed335c9488c37c6cbef13d779ac8f97");
+    add("resnext101_32x8d", "swsl", "58cf0bb65f91365470398080d9588b187d1777c4");
+    add("resnext101_32x16d", "instagram", "64e8e320eeae6501185b0627b2429a68e52d050c");
+    add("resnext101_32x16d", "ssl", "1283fe03fbb6aa2599b2df24095255acb93c3d5c");
+    add("resnext101_32x16d", "swsl", "30ba61bbd4d6af0d955c513dbb4f557b84eb094f");
+    add("resnext101_32x32d", "instagram", "c9405de121fdaa275a89de470fb19409e3eeaa86");
+    add("resnext101_32x48d", "instagram", "53e61a962b824ad7027409821f9ac3e3336dd024");
+    add("mit_b0", "imagenet", "9ce53d104d92d75aabb00aae70677aaab67e7c84");
+    add("mit_b1", "imagenet", "a04bf4f13a549bce677cf79b04852e7510782817");
+    add("mit_b2", "imagenet", "868ab6f13871dcf8c3d9f90ee4519403475b65ef");
+    add("mit_b3", "imagenet", "32558d12a65f1daa0ebcf4f4053c4285e2c1cbda");
+    add("mit_b4", "imagenet", "3a3454e900a4b4f11dd60eeb59101a9a1a36b017");
+    add("mit_b5", "imagenet", "ced04d96c586b6297fd59a7a1e244fc78fdb6531");
+    return m;
+  }();
+  return s;
+}
+
+// encoder_weights as a file path: "" stays "", a path stays, a name is downloaded from smp's hub
+// repository at the revision smp pins.
+std::string resolve_weights(const std::string& encoder, const std::string& weights) {
+  if (weights.empty() || is_weights_path(weights)) return weights;
+  const auto it = pretrained_settings().find(encoder);
+  std::vector<std::string> available;
+  if (it != pretrained_settings().end()) {
+    for (const auto& s : it->second) {
+      if (s.weights == weights) return hub::hf_hub_download(s.repo_id, "model.safetensors", s.revision);
+      available.push_back("'" + s.weights + "'");
+    }
+  }
+  throw std::invalid_argument(fmt::format(
+      "Wrong pretrained weights `{}` for encoder `{}`. Available options are: [{}] (or a path to a .safetensors file)",
+      weights, encoder, util::join(available, ", ")));
+}
+
 }  // namespace
+
+bool is_weights_path(const std::string& weights) {
+  return weights.find('/') != std::string::npos || util::ends_with(weights, ".safetensors");
+}
 
 std::vector<std::string> list_smp_encoders() {
   std::vector<std::string> out;
@@ -322,7 +390,9 @@ std::vector<std::string> list_smp_encoders() {
 
 Encoder create_smp_encoder(const EncoderOptions& options) {
   auto it = table().find(options.name());
-  return it == table().end() ? nullptr : it->second(options);
+  if (it == table().end()) return nullptr;
+  auto resolved = options;
+  return it->second(resolved.weights(resolve_weights(options.name(), options.weights())));
 }
 
 }  // namespace smp

@@ -1,4 +1,5 @@
 #include <smp/encoders.h>
+#include <smp/hub.h>
 
 #include <fmt/format.h>
 
@@ -26,14 +27,29 @@ timm::Features build_features(const std::string& name, const EncoderOptions& o, 
                                          .pretrained(o.weights()));
 }
 
+// encoder_weights of a timm encoder: "" (none) and paths stay; anything else means the pretrained
+// weights of the tag in the name ("tu-<model>.<tag>", timm's default tag without one).
+std::string resolve_weights(const std::string& timm_name, const std::string& weights) {
+  if (weights.empty() || is_weights_path(weights)) return weights;
+  const auto repo = timm::pretrained_repo(timm_name);
+  if (weights != "True" && weights != "true")
+    log::logger().warn(
+        "'tu-' encoders take the pretrained variant from the encoder name ('tu-<model name>.<pretrained tag>'); "
+        "encoder_weights only switches it on (True) or off (None). Got encoder_weights='{}': loading {}.",
+        weights, repo);
+  return hub::hf_hub_download(repo, "model.safetensors");
+}
+
 }  // namespace
 
-TimmUniversalEncoderImpl::TimmUniversalEncoderImpl(const EncoderOptions& o)
-    : in_channels_(o.in_channels()), output_stride_(o.output_stride()) {
-  if (o.depth() < 1 || o.depth() > 5)
-    throw std::invalid_argument("encoder_depth must be in the range 1..5, got " + std::to_string(o.depth()));
-  const std::string timm_name = util::starts_with(o.name(), "tu-") ? o.name().substr(3) : o.name();
+TimmUniversalEncoderImpl::TimmUniversalEncoderImpl(const EncoderOptions& options)
+    : in_channels_(options.in_channels()), output_stride_(options.output_stride()) {
+  if (options.depth() < 1 || options.depth() > 5)
+    throw std::invalid_argument("encoder_depth must be in the range 1..5, got " + std::to_string(options.depth()));
+  const std::string timm_name = util::starts_with(options.name(), "tu-") ? options.name().substr(3) : options.name();
   const auto& entry = timm::model_entry(timm_name);
+  auto o = options;
+  o.weights(resolve_weights(timm_name, options.weights()));
   mean_ = entry.mean;
   std_ = entry.std;
 

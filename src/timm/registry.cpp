@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "timm/families.h"
+#include "timm/pretrained_tags.h"
 #include "util/strings.h"
 
 namespace smp::timm {
@@ -75,18 +76,20 @@ std::vector<std::string> list_models(const std::string& pattern) {
   return out;
 }
 
-bool is_model(const std::string& name) { return registry().count(name) > 0; }
+bool is_model(const std::string& name) { return registry().count(split_model_name_tag(name).first) > 0; }
 
 const ModelEntry& model_entry(const std::string& name) {
-  auto it = registry().find(name);
+  const auto model = split_model_name_tag(name).first;
+  auto it = registry().find(model);
   if (it == registry().end())
-    throw std::invalid_argument("Unknown timm model '" + name + "'." + util::did_you_mean(name, all_names()) +
+    throw std::invalid_argument("Unknown timm model '" + model + "'." + util::did_you_mean(model, all_names()) +
                                 " Run `smp list-encoders` for the full list.");
   return it->second;
 }
 
 Backbone create_model(const std::string& name, const ModelArgs& args) {
   const auto& entry = model_entry(name);
+  check_pretrained_tag(entry.name, split_model_name_tag(name).second);
   if (args.in_chans() < 1) throw std::invalid_argument("in_chans must be >= 1, got " + std::to_string(args.in_chans()));
   if (args.output_stride() != 8 && args.output_stride() != 16 && args.output_stride() != 32)
     throw std::invalid_argument("output_stride must be 8, 16 or 32, got " + std::to_string(args.output_stride()));
