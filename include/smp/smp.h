@@ -2,6 +2,7 @@
 #pragma once
 
 #include <smp/archs/linknet.h>
+#include <smp/data.h>
 #include <smp/encoders.h>
 #include <smp/image.h>
 #include <smp/io.h>
