@@ -34,8 +34,8 @@ void resize_sample(Sample& s, int64_t height, int64_t width) {
   s.image = F::interpolate(s.image.unsqueeze(0),
                            F::InterpolateFuncOptions().size(size).mode(torch::kBilinear).align_corners(false))
                 .squeeze(0);
-  s.mask = F::interpolate(s.mask.unsqueeze(0).unsqueeze(0).to(torch::kFloat),
-                          F::InterpolateFuncOptions().size(size).mode(torch::kNearestExact))
+  // The op itself: LibTorch's interpolate() warns about align_corners for this mode.
+  s.mask = torch::_upsample_nearest_exact2d(s.mask.unsqueeze(0).unsqueeze(0).to(torch::kFloat), size)
                .squeeze(0)
                .squeeze(0)
                .to(torch::kLong);
