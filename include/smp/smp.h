@@ -1,16 +1,17 @@
 // smp-cpp: segmentation models with timm backbones in C++. One include for the whole public API.
 #pragma once
 
-#include <smp/archs/dpt.h>
 #include <smp/archs/deeplabv3.h>
+#include <smp/archs/dpt.h>
 #include <smp/archs/fpn.h>
 #include <smp/archs/linknet.h>
+#include <smp/archs/manet.h>
 #include <smp/archs/pan.h>
 #include <smp/archs/pspnet.h>
-#include <smp/archs/manet.h>
 #include <smp/archs/segformer.h>
 #include <smp/archs/unetplusplus.h>
 #include <smp/archs/upernet.h>
+#include <smp/data.h>
 #include <smp/encoders.h>
 #include <smp/hub.h>
 #include <smp/image.h>
