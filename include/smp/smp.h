@@ -10,6 +10,7 @@
 #include <smp/metrics.h>
 #include <smp/models.h>
 #include <smp/modules.h>
+#include <smp/predict.h>
 #include <smp/reparameterize.h>
 #include <smp/timm.h>
 
