@@ -113,6 +113,24 @@ int run_demo(const std::string& out_dir) {
   return 0;
 }
 
+struct PredictArgs {
+  std::string arch, weights, input, output, tta = "none";
+  std::vector<std::string> words;
+  smp::PredictOptions options;
+};
+
+// Exit code 0 when at least one image was segmented, 1 otherwise.
+int run_predict(const PredictArgs& args) {
+  auto model = smp::create_model(args.arch, args.words);
+  if (!args.weights.empty())
+    smp::io::load_state_dict(*model, smp::io::read_safetensors(args.weights).tensors, smp::io::LoadOptions().strict(true));
+  auto options = args.options;
+  options.flip_tta(smp::parse_flip_tta(args.tta));
+  const auto report = smp::predict_files(*model, args.input, args.output, options);
+  std::cout << report.summary() << std::endl;
+  return report.segmented.empty() ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -145,7 +163,25 @@ int main(int argc, char** argv) {
   auto* demo = app.add_subcommand("demo", "Build Unet(tu-resnet18), print its table, segment a generated image");
   demo->add_option("--out", out_dir, "Output folder");
 
+  PredictArgs pa;
+  auto* predict = app.add_subcommand(
+      "predict", "Segment an image or a folder of images: writes <stem>_mask.png (class indices) and <stem>_overlay.png");
+  predict->add_option("arch", pa.arch, "Architecture, e.g. Unet")->required();
+  predict->add_option("options", pa.words, "key=value model options, e.g. encoder_name=tu-resnet18 classes=3");
+  predict->add_option("--weights", pa.weights, "A .safetensors state dict for the model (loaded strictly)");
+  predict->add_option("--input", pa.input, "An image file or a folder of images")->required();
+  predict->add_option("--output", pa.output, "Output folder (created; must not be the input folder)")->required();
+  int64_t tile = pa.options.tile_size(), overlap = pa.options.overlap(), max_direct = pa.options.max_direct_pixels(),
+          batch = pa.options.batch_size();
+  predict->add_option("--tile", tile, "Tile side in pixels for large images; 0 = never tile")->capture_default_str();
+  predict->add_option("--overlap", overlap, "Pixels shared by neighbouring tiles")->capture_default_str();
+  predict->add_option("--max-direct-pixels", max_direct, "Images with at most this many pixels are not tiled")
+      ->capture_default_str();
+  predict->add_option("--batch-size", batch, "Tiles per forward pass")->capture_default_str();
+  predict->add_option("--tta", pa.tta, "Flip test-time augmentation: none, h or hv")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  pa.options.tile_size(tile).overlap(overlap).max_direct_pixels(max_direct).batch_size(batch);
   try {
     if (!log_level.empty()) smp::log::set_level(log_level);
     smp::configure_threads(threads);
@@ -153,6 +189,7 @@ int main(int argc, char** argv) {
     if (*conformance) return run_conformance(paths);
     if (*list) return run_list_encoders(pattern, markdown);
     if (*demo) return run_demo(out_dir);
+    if (*predict) return run_predict(pa);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << std::endl;
     return 2;

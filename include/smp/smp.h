@@ -22,6 +22,7 @@
 #include <smp/models.h>
 #include <smp/modules.h>
 #include <smp/pretrained.h>
+#include <smp/predict.h>
 #include <smp/reparameterize.h>
 #include <smp/timm.h>
 
