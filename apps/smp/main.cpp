@@ -1,4 +1,6 @@
 // The `smp` command line.
+#include "commands.h"
+
 #include <smp/conformance.h>
 #include <smp/smp.h>
 
@@ -81,47 +83,19 @@ int run_list_encoders(const std::string& pattern, bool markdown) {
   return 0;
 }
 
-// Draws a seeded scene of coloured shapes on a textured background: [3, H, W] in [0, 1].
-torch::Tensor demo_image(int64_t size) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
-  auto img = torch::rand({3, size, size}, gen) * 0.2 + 0.4;
-  auto ys = torch::arange(size).view({size, 1}).expand({size, size});
-  auto xs = torch::arange(size).view({1, size}).expand({size, size});
-  auto disk = (ys - size / 3).pow(2) + (xs - size / 3).pow(2) < (size / 6) * (size / 6);
-  auto square = (ys > size / 2) & (ys < size * 5 / 6) & (xs > size / 2) & (xs < size * 5 / 6);
-  img.index_put_({0}, torch::where(disk, torch::ones_like(img[0]), img[0]));
-  img.index_put_({2}, torch::where(square, torch::ones_like(img[2]), img[2]));
-  return img;
-}
-
-int run_demo(const std::string& out_dir) {
-  const auto start = std::chrono::steady_clock::now();
-  auto model = smp::Unet(smp::UnetOptions().encoder_name("tu-resnet18").classes(3));
-  std::cout << model->encoder().features_info_str() << "\n";
-  auto image = demo_image(256);
-  const auto mean = torch::tensor(model->encoder().mean()).view({3, 1, 1});
-  const auto std = torch::tensor(model->encoder().std()).view({3, 1, 1});
-  auto out = model->predict(((image - mean) / std).unsqueeze(0));
-  auto mask = out.mask.argmax(1)[0];
-  fs::create_directories(out_dir);
-  smp::image::write_rgb((fs::path(out_dir) / "demo_image.png").string(), image);
-  smp::image::write_mask((fs::path(out_dir) / "demo_mask.png").string(), mask);
-  const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << fmt::format("Segmented a {}x{} image with an untrained Unet(tu-resnet18): wrote {}/demo_image.png and "
-                           "{}/demo_mask.png in {:.2f} s\n",
-                           image.size(1), image.size(2), out_dir, out_dir, seconds);
-  return 0;
-}
-
 struct PredictArgs {
-  std::string arch, weights, input, output, tta = "none";
+  std::string arch, from, weights, input, output, tta = "none";
   std::vector<std::string> words;
   smp::PredictOptions options;
 };
 
 // Exit code 0 when at least one image was segmented, 1 otherwise.
 int run_predict(const PredictArgs& args) {
-  auto model = smp::create_model(args.arch, args.words);
+  if (args.from.empty() == args.arch.empty())
+    throw std::invalid_argument("predict takes an architecture with its options, or --model <checkpoint folder>");
+  if (!args.from.empty() && (!args.words.empty() || !args.weights.empty()))
+    throw std::invalid_argument("predict --model takes no model options or --weights: the folder has them");
+  auto model = args.from.empty() ? smp::create_model(args.arch, args.words) : smp::from_pretrained(args.from);
   if (!args.weights.empty())
     smp::io::load_state_dict(*model, smp::io::read_safetensors(args.weights).tensors, smp::io::LoadOptions().strict(true));
   auto options = args.options;
@@ -159,14 +133,16 @@ int main(int argc, char** argv) {
   list->add_option("pattern", pattern, "Shell-style filter, e.g. 'resnet*'");
   list->add_flag("--markdown", markdown, "Print a Markdown table (docs/encoders.md)");
 
-  std::string out_dir = "demo_output";
-  auto* demo = app.add_subcommand("demo", "Build Unet(tu-resnet18), print its table, segment a generated image");
-  demo->add_option("--out", out_dir, "Output folder");
+  std::function<int()> run_verb;
+  smp::cli::add_train_command(app, run_verb);
+  smp::cli::add_eval_command(app, run_verb);
+  smp::cli::add_demo_command(app, run_verb);
 
   PredictArgs pa;
   auto* predict = app.add_subcommand(
       "predict", "Segment an image or a folder of images: writes <stem>_mask.png (class indices) and <stem>_overlay.png");
-  predict->add_option("arch", pa.arch, "Architecture, e.g. Unet")->required();
+  predict->add_option("arch", pa.arch, "Architecture, e.g. Unet (or give --model)");
+  predict->add_option("--model", pa.from, "A checkpoint folder (save_pretrained, smp train's best/ or last/)");
   predict->add_option("options", pa.words, "key=value model options, e.g. encoder_name=tu-resnet18 classes=3");
   predict->add_option("--weights", pa.weights, "A .safetensors state dict for the model (loaded strictly)");
   predict->add_option("--input", pa.input, "An image file or a folder of images")->required();
@@ -188,8 +164,8 @@ int main(int argc, char** argv) {
     if (*info) return run_info(arch, words, from);
     if (*conformance) return run_conformance(paths);
     if (*list) return run_list_encoders(pattern, markdown);
-    if (*demo) return run_demo(out_dir);
     if (*predict) return run_predict(pa);
+    if (run_verb) return run_verb();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << std::endl;
     return 2;

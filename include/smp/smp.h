@@ -24,6 +24,7 @@
 #include <smp/pretrained.h>
 #include <smp/predict.h>
 #include <smp/reparameterize.h>
+#include <smp/train.h>
 #include <smp/timm.h>
 
 namespace smp {

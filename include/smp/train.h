@@ -1,0 +1,116 @@
+// Training and evaluation: optimizer, learning-rate schedule, epochs with metrics, checkpoints that
+// are smp folders plus the trainer's state, resume, early stopping, progress and an epoch log.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <smp/data.h>
+#include <smp/losses.h>
+#include <smp/models.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace smp::train {
+
+struct OptimizerOptions {
+  TORCH_ARG(std::string, name) = "adamw";  // "adamw" or "sgd"
+  TORCH_ARG(double, lr) = 1e-3;
+  TORCH_ARG(double, weight_decay) = 1e-4;
+  TORCH_ARG(double, momentum) = 0.9;  // sgd only
+  TORCH_ARG(bool, nesterov) = false;  // sgd only
+};
+
+// The learning rate of every optimizer step: a linear warmup from 0 over `warmup_steps`, then
+// "constant", "step" (times gamma every step_epochs), "poly" ((1 - t)^power) or "cosine" (down to
+// min_lr), where t runs from 0 to 1 over the steps after the warmup.
+struct ScheduleOptions {
+  TORCH_ARG(std::string, name) = "cosine";
+  TORCH_ARG(int64_t, warmup_steps) = 0;
+  TORCH_ARG(int64_t, step_epochs) = 10;
+  TORCH_ARG(double, gamma) = 0.1;
+  TORCH_ARG(double, power) = 0.9;
+  TORCH_ARG(double, min_lr) = 0.0;
+};
+
+// The rate at optimizer step `step` (0-based) of `total_steps`; throws for an unknown schedule name.
+double learning_rate(const ScheduleOptions& schedule, double base_lr, int64_t step, int64_t total_steps,
+                     int64_t steps_per_epoch);
+
+struct TrainerOptions {
+  TORCH_ARG(int64_t, epochs) = 10;
+  TORCH_ARG(OptimizerOptions, optimizer) = {};
+  TORCH_ARG(ScheduleOptions, schedule) = {};
+  TORCH_ARG(int64_t, accumulate) = 1;       // batches per optimizer step
+  TORCH_ARG(double, clip_grad_norm) = 0.0;  // max global gradient norm; 0 = no clipping
+  // Validation metric that picks the best checkpoint and drives early stopping: "miou", "mf1",
+  // "accuracy" (higher is better) or "loss" (lower is better).
+  TORCH_ARG(std::string, monitor) = "miou";
+  TORCH_ARG(int64_t, early_stopping) = 0;  // epochs without improvement before stopping; 0 = never
+  TORCH_ARG(uint64_t, seed) = 0;           // LibTorch's generator (dropout); the loaders have their own
+  // Checkpoints (<dir>/last, <dir>/best) and the epoch log (<dir>/log.csv or log.jsonl); "" = none.
+  TORCH_ARG(std::string, output_dir) = "";
+  TORCH_ARG(std::string, log_format) = "csv";  // "csv" or "jsonl"
+  TORCH_ARG(std::optional<int64_t>, ignore_index) = std::nullopt;  // mask value that counts for nothing
+  TORCH_ARG(bool, progress) = true;  // a bar on a terminal, plain lines otherwise
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
+};
+
+// A seeded random split into (training part, held-out part) with `fraction` of the samples held
+// out; throws when either part would be empty.
+std::pair<std::shared_ptr<const data::Dataset>, std::shared_ptr<const data::Dataset>> split_dataset(
+    std::shared_ptr<const data::Dataset> dataset, double fraction, uint64_t seed);
+
+// Per-class scores over a whole dataset (confusion counts summed over every image first).
+struct EvalResult {
+  std::vector<double> iou, f1, precision, recall;
+  double miou = 0, mf1 = 0, accuracy = 0;  // means over classes; pixel accuracy
+  double loss = 0;                         // mean over batches; 0 without a loss
+  int64_t images = 0;
+};
+
+// Runs the model (eval mode, no gradients) over every batch. classes == 1: binary masks (logit > 0);
+// otherwise argmax over `classes` channels.
+EvalResult evaluate(SegmentationModelImpl& model, data::Loader& loader, int64_t classes,
+                    const losses::Loss& loss = nullptr, std::optional<int64_t> ignore_index = std::nullopt,
+                    torch::Device device = torch::kCPU);
+// The per-class table and the means, one row per class (names optional).
+std::string format_eval_table(const EvalResult& result, const std::vector<std::string>& class_names = {});
+
+struct EpochRecord {
+  int64_t epoch = 0;  // 1-based
+  double lr = 0, train_loss = 0, seconds = 0, images_per_second = 0;
+  std::optional<EvalResult> val;
+  bool best = false;
+};
+
+class Trainer {
+ public:
+  Trainer(SegmentationModel model, losses::Loss loss, TrainerOptions options);
+  // Continues from <output_dir>/last when it exists (model weights, optimizer, schedule, epoch,
+  // best score, RNG); returns whether it did.
+  bool resume();
+  // Trains the remaining epochs; `val` may be null (then "best" is the last epoch).
+  std::vector<EpochRecord> fit(data::Loader& train, data::Loader* val = nullptr);
+  // Called after every optimizer step with its 1-based global number and the mean loss of its batches.
+  std::function<void(int64_t step, double loss)> on_step;
+
+  int64_t epoch() const { return epoch_; }
+  int64_t step() const { return step_; }
+  SegmentationModel model() const { return model_; }
+
+ private:
+  void save_checkpoint(const std::string& name) const;
+  bool improved(const EpochRecord& record) const;
+
+  SegmentationModel model_;
+  losses::Loss loss_;
+  TrainerOptions options_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  int64_t epoch_ = 0, step_ = 0, stale_epochs_ = 0;
+  std::optional<double> best_;
+};
+
+}  // namespace smp::train
