@@ -282,7 +282,7 @@ class ResNetImpl : public BackboneImpl {
   std::string first_conv() const override { return first_conv_; }
 
  private:
-  torch::Tensor stem(const torch::Tensor& x) { return torch::relu(bn1_.forward(conv1_(x))); }
+  torch::Tensor stem(const torch::Tensor& x) { return bn1_.forward(conv1_(x)).relu_(); }
 
   std::string name_, first_conv_;
   bool features_only_;

@@ -63,10 +63,12 @@ class BlockBase : public nn::Module {
     if (use_aa) aa_ = layers::create_aa(a.aa, channels, a.stride);
     return use_aa;
   }
+  // `x` is the block's own fresh output (a norm's or the attention's), so it is updated in place as
+  // timm does (x += shortcut; inplace ReLU); autograd needs neither value afterwards.
   torch::Tensor finish(torch::Tensor x, const torch::Tensor& shortcut) {
     if (!se_.is_empty()) x = se_.forward(x);
-    x = x + (downsample_ ? downsample_->forward(shortcut) : shortcut);
-    return torch::relu(x);
+    x.add_(downsample_ ? downsample_->forward(shortcut) : shortcut);
+    return torch::relu_(x);
   }
 
   nn::AnyModule se_;
@@ -88,8 +90,9 @@ class BasicBlockImpl : public BlockBase {
     init_tail(a);
   }
 
+  // In-place ReLUs act on the norms' fresh outputs (timm's inplace=True).
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = torch::relu(bn1_.forward(conv1_(x)));
+    auto y = bn1_.forward(conv1_(x)).relu_();
     if (aa_) y = aa_(y);
     y = bn2_.forward(conv2_(y));
     return finish(y, x);
@@ -119,8 +122,8 @@ class BottleneckImpl : public BlockBase {
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = torch::relu(bn1_.forward(conv1_(x)));
-    y = torch::relu(bn2_.forward(conv2_(y)));
+    auto y = bn1_.forward(conv1_(x)).relu_();
+    y = bn2_.forward(conv2_(y)).relu_();
     if (aa_) y = aa_(y);
     y = bn3_.forward(conv3_(y));
     return finish(y, x);
