@@ -70,7 +70,30 @@ void add_flags(CLI::App* app, std::deque<Flag>& flags) {
     auto& flag = flags.back();
     std::string name = "--" + key;
     std::replace(name.begin(), name.end(), '_', '-');
-    flag.option = app->add_option(name, flag.text, help);
+    const auto default_value = default_settings()[key];
+    flag.option = app->add_option(name, flag.text,
+                                  help + " (default " + (default_value.is_null() ? "none" : default_value.dump()) + ")");
+  }
+}
+
+// Each setting keeps the kind of value its default has (ignore_index: none or an integer), so a
+// mistyped value is named here rather than failing deep inside.
+void check_settings(const json& settings) {
+  const auto defaults = default_settings();
+  for (const auto& [key, value] : settings.items()) {
+    const auto& want = defaults[key];
+    const bool ok = key == "ignore_index" ? value.is_null() || value.is_number_integer()
+                    : want.is_number_integer() ? value.is_number_integer() && value.get<int64_t>() >= 0
+                    : want.is_number()         ? value.is_number()
+                                               : value.type() == want.type();
+    if (!ok)
+      throw std::invalid_argument(fmt::format("train setting '{}' must be {}, got {}", key,
+                                              key == "ignore_index"        ? "an integer"
+                                              : want.is_number_integer()   ? "a whole number >= 0"
+                                              : want.is_number()           ? "a number"
+                                              : want.is_boolean()          ? "true or false"
+                                                                           : "a string",
+                                              value.dump()));
   }
 }
 
@@ -190,6 +213,7 @@ void add_train_command(CLI::App& app, std::function<int()>& run) {
     }
     for (const auto& flag : args->flags)
       if (flag.option->count()) settings[flag.key] = flag_value(flag.text);
+    check_settings(settings);
     const auto arch = !args->arch.empty() ? args->arch : config.value("arch", std::string());
     if (arch.empty()) throw std::invalid_argument("no architecture: give it as the first word or as \"arch\" in --config");
     auto kwargs = config.value("model", json::object());
