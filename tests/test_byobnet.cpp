@@ -1,5 +1,5 @@
-// MobileOne (timm's byobnet.py): names, classifier heads, and inference re-parameterisation keeping
-// outputs equal.
+// timm's byobnet.py: MobileOne (names, classifier heads, inference re-parameterisation keeping
+// outputs equal) and RegNetZ (names, classifier heads, the universal encoder on the final conv).
 #include <gtest/gtest.h>
 #include <smp/fill.h>
 #include <smp/models.h>
@@ -18,8 +18,24 @@ TEST(MobileOne, RegistersTheMobileOneNames) {
             (std::vector<std::string>{"mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4"}));
 }
 
-TEST(MobileOne, ClassifierLogitsMatchTimm) {
+TEST(ByobNet, ClassifierLogitsOfMobileOneAndRegNetZMatchTimm) {
   expect_classifier_logits("byobnet/classifier_logits.safetensors", {2, 3, 64, 96});
+}
+
+TEST(RegNetZ, RegistersTheByobnetRegNetZNames) {
+  std::vector<std::string> byobnet;
+  for (const auto& name : smp::timm::list_models("regnetz_*"))
+    if (smp::timm::model_entry(name).family == "byobnet") byobnet.push_back(name);
+  EXPECT_EQ(byobnet, (std::vector<std::string>{"regnetz_b16", "regnetz_c16", "regnetz_d32", "regnetz_d8", "regnetz_e8"}));
+  EXPECT_EQ(smp::timm::model_entry("regnetz_d8").mean, (std::vector<double>{0.5, 0.5, 0.5}));
+}
+
+TEST(RegNetZ, UnetTakesTheFinalConvAsItsDeepestFeature) {
+  auto model = smp::create_model("Unet", {"encoder_name=tu-regnetz_b16", "encoder_depth=5"});
+  EXPECT_EQ(model->encoder().out_channels(), (std::vector<int64_t>{3, 32, 48, 96, 192, 1536}));
+  torch::NoGradGuard no_grad;
+  model->eval();
+  EXPECT_EQ(model->forward(torch::randn({1, 3, 64, 64})).sizes(), (std::vector<int64_t>{1, 1, 64, 64}));
 }
 
 TEST(MobileOne, ReparameterizeKeepsOutputs) {
