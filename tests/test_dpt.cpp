@@ -38,6 +38,18 @@ TEST(DPT, RefusesWhatSmpRefuses) {
             std::string::npos);
 }
 
+TEST(DPT, RefusesAPatchSizeItCannotResampleWhereSmpFailsInForward) {
+  EXPECT_NE(error_of([] { smp::create_model("DPT", {"encoder_name=tu-eva02_tiny_patch14_224"}); })
+                .find("DPT resamples feature 0 from reduction 14 to 4, which needs a whole up- or downsampling factor"),
+            std::string::npos);
+  // Patch 8 resamples by 2, 1, 1/2 and 1/4.
+  auto model = smp::create_model("DPT", {"encoder_name=tu-vit_small_patch8_224", "decoder_intermediate_channels=[8,8,8,8]",
+                                         "decoder_fusion_channels=8"});
+  torch::NoGradGuard no_grad;
+  model->eval();
+  EXPECT_EQ(model->forward(torch::randn({1, 3, 64, 64})).sizes(), (std::vector<int64_t>{1, 1, 64, 64}));
+}
+
 TEST(DPT, OptionsAndConfigFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("DPT"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "encoder_output_indices",

@@ -128,9 +128,17 @@ class DPTDecoderImpl : public nn::Module {
     fusion_blocks = register_module("fusion_blocks", nn::ModuleList());
     for (size_t i = 0; i < channels.size(); ++i)
       projection_blocks->push_back(Readout(o.decoder_readout(), channels[i], has_prefix_tokens));
-    // Resampled to reductions 4, 8, 16, ... before fusing.
+    // Resampled to reductions 4, 8, 16, ... before fusing, by a whole factor up or down. Other strides
+    // (patch 14: 3.5x, 1.75x, ...) would give maps that cannot be fused; smp fails on them in forward.
     for (size_t i = 0; i < channels.size(); ++i) {
-      const double factor = static_cast<double>(strides[i]) / static_cast<double>(int64_t{1} << (i + 2));
+      const auto target = int64_t{1} << (i + 2);
+      if (strides[i] % target != 0 && target % strides[i] != 0)
+        throw std::invalid_argument(fmt::format(
+            "DPT resamples feature {} from reduction {} to {}, which needs a whole up- or downsampling factor; "
+            "the encoder's patch size gives reduction {}: use an encoder with a power-of-two patch size (8, 16, 32), "
+            "e.g. tu-vit_small_patch16_224",
+            i, strides[i], target, strides[i]));
+      const double factor = static_cast<double>(strides[i]) / static_cast<double>(target);
       reassemble_blocks->push_back(ReassembleBlock(channels[i], mid[i], o.decoder_fusion_channels(), factor));
     }
     for (size_t i = 0; i < channels.size(); ++i) fusion_blocks->push_back(FusionBlock(o.decoder_fusion_channels()));
