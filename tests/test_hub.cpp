@@ -583,4 +583,16 @@ TEST_F(Hub, TimmEncoderWeightsByTag) {
   EXPECT_TRUE(server_->log().empty());
 }
 
+TEST_F(Hub, DeprecatedTimmNamesMapToTheCurrentModelAndTag) {
+  EXPECT_EQ(smp::timm::split_model_name_tag("tv_resnet50"), (std::pair<std::string, std::string>{"resnet50", "tv_in1k"}));
+  EXPECT_EQ(smp::timm::split_model_name_tag("tf_efficientnet_b0_ns"),
+            (std::pair<std::string, std::string>{"tf_efficientnet_b0", "ns_jft_in1k"}));
+  EXPECT_EQ(smp::timm::pretrained_repo("swsl_resnext50_32x4d"), "timm/resnext50_32x4d.fb_swsl_ig1b_ft_in1k");
+  EXPECT_TRUE(smp::timm::is_model("gluon_resnet50_v1b"));
+  // The encoder is the current model's; deprecated names are not listed (as in timm's list_models).
+  auto encoder = smp::create_encoder(smp::EncoderOptions().name("tu-tv_resnet34"));
+  EXPECT_EQ(encoder->out_channels(), (std::vector<int64_t>{3, 64, 64, 128, 256, 512}));
+  EXPECT_TRUE(smp::timm::list_models("tv_resnet*").empty());
+}
+
 }  // namespace

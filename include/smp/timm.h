@@ -96,6 +96,8 @@ struct ModelEntry {
 
 void register_model(ModelEntry entry);
 // timm's "<model>.<pretrained tag>" names: {"resnet18", "a1_in1k"}; the tag is "" when there is none.
+// timm's deprecated names give the model and tag timm maps them to, with a warning: "tv_resnet50" ->
+// {"resnet50", "tv_in1k"}.
 // The registry functions below accept either form.
 std::pair<std::string, std::string> split_model_name_tag(const std::string& name);
 // The model's pretrained tags, timm's default first; empty when the port has no record of them.

@@ -4,9 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #include "timm/pretrained_tags.h"
+#include "util/log.h"
 #include "util/strings.h"
 
 namespace smp::timm {
@@ -55,6 +58,19 @@ const TagInfo& find_tag(const std::string& model, const std::vector<TagInfo>& ta
 }  // namespace
 
 std::pair<std::string, std::string> split_model_name_tag(const std::string& name) {
+  static const auto deprecated = [] {
+    std::map<std::string, std::string> m;
+    for (const auto& row : deprecated_model_rows()) m.emplace(row.name, row.current);
+    return m;
+  }();
+  if (const auto it = deprecated.find(name); it != deprecated.end()) {
+    static std::mutex mutex;
+    static std::set<std::string> warned;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (warned.insert(name).second)
+      log::logger().warn("Mapping deprecated model name {} to current {}.", name, it->second);
+    return split_model_name_tag(it->second);
+  }
   const auto dot = name.find('.');
   if (dot == std::string::npos) return {name, ""};
   return {name.substr(0, dot), name.substr(dot + 1)};

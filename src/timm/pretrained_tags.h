@@ -13,6 +13,13 @@ struct PretrainedTagRow {
 
 const std::vector<PretrainedTagRow>& pretrained_tag_rows();
 
+// timm's deprecated model names and what timm's create_model maps each to ("<model>.<tag>").
+struct DeprecatedModelRow {
+  const char* name;
+  const char* current;
+};
+const std::vector<DeprecatedModelRow>& deprecated_model_rows();
+
 // timm's create_model check: a tag the model does not have is refused (unknown tag lists pass).
 void check_pretrained_tag(const std::string& model, const std::string& tag);
 
