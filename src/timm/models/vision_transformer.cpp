@@ -6,6 +6,7 @@
 
 #include "timm/families.h"
 #include "timm/layers/attention.h"
+#include "timm/layers/attention_pool.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/layer_scale.h"
 #include "timm/layers/mlp.h"
@@ -148,6 +149,9 @@ class VisionTransformerImpl : public BackboneImpl {
       norm_ = layers::make_token_norm(c.norm_spec, c.embed_dim);
       register_module("norm", norm_.ptr());
     }
+    if (c.global_pool == "map")
+      attn_pool_ = register_module(
+          "attn_pool", layers::AttentionPoolLatent(c.embed_dim, c.num_heads, c.mlp_ratio, c.norm_spec, c.act_name));
     if (c.final_norm && c.use_fc_norm()) {
       fc_norm_ = layers::make_token_norm(c.norm_spec, c.embed_dim);
       register_module("fc_norm", fc_norm_.ptr());
@@ -187,7 +191,9 @@ class VisionTransformerImpl : public BackboneImpl {
       return (head_(t.select(1, 0)) + head_dist_(t.select(1, 1))) / 2;
     }
     torch::Tensor pooled;
-    if (cfg_.global_pool == "token") {
+    if (attn_pool_) {
+      pooled = attn_pool_(cfg_.pool_include_prefix ? t : t.slice(1, cfg_.prefix_tokens()));
+    } else if (cfg_.global_pool == "token") {
       pooled = t.select(1, 0);
     } else {
       pooled = (cfg_.pool_include_prefix ? t : t.slice(1, cfg_.prefix_tokens())).mean(1);
@@ -260,6 +266,7 @@ class VisionTransformerImpl : public BackboneImpl {
   nn::AnyModule embed_norm_, norm_pre_, norm_, fc_norm_;
   nn::Sequential blocks_{nullptr};
   nn::Linear head_{nullptr}, head_dist_{nullptr};
+  layers::AttentionPoolLatent attn_pool_{nullptr};
 };
 
 }  // namespace
@@ -321,6 +328,24 @@ void register_vision_transformer_family() {
       {"vit_base_patch16_siglip_gap_256", V(16, 768, 12, 12).img(256).no_class_token().fc_norm(false).pool("avg").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
       {"vit_base_patch16_siglip_gap_384", V(16, 768, 12, 12).img(384).no_class_token().fc_norm(false).pool("avg").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
       {"vit_base_patch16_siglip_gap_512", V(16, 768, 12, 12).img(512).no_class_token().fc_norm(false).pool("avg").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      // Attention-pool ("map") heads.
+      {"vit_base_patch32_siglip_256", V(32, 768, 12, 12).img(256).no_class_token().pool("map").act("gelu_tanh").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_base_patch16_siglip_224", V(16, 768, 12, 12).no_class_token().pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_base_patch16_siglip_256", V(16, 768, 12, 12).img(256).no_class_token().pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_base_patch16_siglip_384", V(16, 768, 12, 12).img(384).no_class_token().pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_base_patch16_siglip_512", V(16, 768, 12, 12).img(512).no_class_token().pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_large_patch16_siglip_256", V(16, 1024, 24, 16).img(256).no_class_token().pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_large_patch16_siglip_384", V(16, 1024, 24, 16).img(384).no_class_token().pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_large_patch16_siglip_512", V(16, 1024, 24, 16).img(512).no_class_token().pool("map").act("gelu_tanh").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_so400m_patch14_siglip_224", V(14, 1152, 27, 16).mlp(3.7362).no_class_token().pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_so400m_patch14_siglip_378", V(14, 1152, 27, 16).img(378).mlp(3.7362).no_class_token().pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_so400m_patch14_siglip_384", V(14, 1152, 27, 16).img(384).mlp(3.7362).no_class_token().pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_so400m_patch16_siglip_256", V(16, 1152, 27, 16).img(256).mlp(3.7362).no_class_token().pool("map").act("gelu_tanh").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_so400m_patch16_siglip_384", V(16, 1152, 27, 16).img(384).mlp(3.7362).no_class_token().pool("map").act("gelu_tanh").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_so400m_patch16_siglip_512", V(16, 1152, 27, 16).img(512).mlp(3.7362).no_class_token().pool("map").act("gelu_tanh").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_giantopt_patch16_siglip_256", V(16, 1536, 40, 16).img(256).no_class_token().pool("map").act("gelu_tanh").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_giantopt_patch16_siglip_384", V(16, 1536, 40, 16).img(384).no_class_token().pool("map").act("gelu_tanh").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}).classes(0)},
+      {"vit_so150m_patch16_reg4_map_256", V(16, 896, 18, 14).img(256).mlp(2.572).no_class_token().reg(4).pool("map").stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5})},
       {"vit_base_patch32_224", V(32, 768, 12, 12).stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5})},
       {"vit_base_patch32_384", V(32, 768, 12, 12).img(384).stats({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5})},
       {"vit_base_patch32_clip_224", V(32, 768, 12, 12).pre_norm().norm("layernorm", 1e-05).stats({0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711})},
