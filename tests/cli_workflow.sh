@@ -40,4 +40,12 @@ grep -q "skipped 1" "$work/predict.log" || fail "predict did not report the corr
 
 if "$smp" train $model --data "$work/nowhere" --out "$work/bad" 2> "$work/err.log"; then fail "train on a missing folder succeeded"; fi
 grep -q "nowhere" "$work/err.log" || fail "the error does not name the missing folder"
+# A JSON config with flags overriding it; a misspelt setting is named with its close match.
+echo '{"arch": "Unet", "model": {"encoder_name": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 4],
+  "classes": 4}, "train": {"epochs": 1, "batch_size": 2, "size": 64, "val_split": 0.34}}' > "$work/run.json"
+"$smp" train --config "$work/run.json" --data "$work/demo/val" --lr 0.002 --out "$work/cfg" > "$work/cfg.log"
+grep -q '"lr": 0.002' "$work/cfg/train_settings.json" || fail "--lr did not override the config"
+echo '{"arch": "Unet", "train": {"epoch": 1}}' > "$work/typo.json"
+if "$smp" train --config "$work/typo.json" --data "$work/demo/val" 2> "$work/typo.err"; then fail "a misspelt setting was accepted"; fi
+grep -q "unknown train setting 'epoch'. Did you mean: epochs" "$work/typo.err" || fail "the error does not name the setting"
 echo "cli workflow: ok"

@@ -1,6 +1,8 @@
 // `smp train`, `smp eval` and `smp demo`.
 #include "commands.h"
 
+#include "util/strings.h"
+
 #include <smp/smp.h>
 
 #include <fmt/format.h>
@@ -207,8 +209,14 @@ void add_train_command(CLI::App& app, std::function<int()>& run) {
         throw std::invalid_argument(args->config + " is not a JSON object");
     }
     auto settings = default_settings();
-    for (const auto& [key, value] : config.value("train", json::object()).items()) {
-      if (!settings.contains(key)) throw std::invalid_argument(fmt::format("{}: unknown train setting '{}'", args->config, key));
+    const auto train_config = config.value("train", json::object());  // items() of a temporary would dangle
+    for (const auto& [key, value] : train_config.items()) {
+      if (!settings.contains(key)) {
+        std::vector<std::string> known;
+        for (const auto& item : settings.items()) known.push_back(item.key());
+        throw std::invalid_argument(
+            fmt::format("{}: unknown train setting '{}'.{}", args->config, key, util::did_you_mean(key, known)));
+      }
       settings[key] = value;
     }
     for (const auto& flag : args->flags)
