@@ -70,6 +70,10 @@ std::string duration(double seconds) {
   return fmt::format("{}:{:02d}", s / 60, s % 60);
 }
 
+double mean(const std::vector<double>& v) {
+  return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
 // One line per epoch appended to log.csv or log.jsonl.
 void append_log(const std::string& dir, const std::string& format, const EpochRecord& r) {
   const bool csv = format == "csv";
@@ -197,7 +201,6 @@ EvalResult evaluate(SegmentationModelImpl& model, data::Loader& loader, int64_t 
   r.f1 = per_class(metrics::f1_score(total));
   r.precision = per_class(metrics::precision(total));
   r.recall = per_class(metrics::recall(total));
-  auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); };
   r.miou = mean(r.iou);
   r.mf1 = mean(r.f1);
   // Every counted pixel is a tp or fn of exactly one class (multiclass); binary counts tn as correct too.
@@ -215,7 +218,6 @@ std::string format_eval_table(const EvalResult& r, const std::vector<std::string
     out += fmt::format("{:<16} {:>8.4f} {:>8.4f} {:>10.4f} {:>8.4f}\n", name, r.iou[c], r.f1[c], r.precision[c],
                        r.recall[c]);
   }
-  auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); };
   out += fmt::format("{:<16} {:>8.4f} {:>8.4f} {:>10.4f} {:>8.4f}\n", "mean", r.miou, r.mf1, mean(r.precision),
                      mean(r.recall));
   out += fmt::format("pixel accuracy {:.4f} over {} images\n", r.accuracy, r.images);
