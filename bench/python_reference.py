@@ -1,10 +1,15 @@
-"""Python smp timings on the same LibTorch, for side-by-side comparison with bench/smp_bench.
+"""Python smp on the same LibTorch, the side-by-side reference for bench/compare.sh.
 
 Needs Debian's python3-torch and the timm + segmentation_models_pytorch sources on PYTHONPATH.
-Usage: python_reference.py THREADS REPEATS forward|train. Prints one line:
-"python <name> median_ms=<ms>" (forward: batch 1 at 512x512; train: one step on 8 images at 256x256,
-the work of BM_UnetResnet18TrainStep256).
+
+  python_reference.py forward ARCH ENCODER SIZE THREADS REPEATS
+      eager forward of smp.create_model(ARCH, encoder_name=ENCODER, encoder_weights=None, classes=1),
+      batch 1, inference mode; prints "median_ms=<ms> min_ms=<ms> peak_rss_mb=<MB>"
+  python_reference.py train THREADS REPEATS
+      one training step of Unet(tu-resnet18), 4 classes, batch 8 at 256x256 (Dice + soft cross-entropy,
+      AdamW), the work of smp_bench's BM_UnetResnet18TrainStep256; prints "median_ms=<ms>"
 """
+import resource
 import statistics
 import sys
 import time
@@ -12,30 +17,31 @@ import time
 import torch
 
 
-def median_ms(run, repeats):
-    run()  # warm-up
+def times_ms(run, repeats, warmup=2):
+    for _ in range(warmup):
+        run()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return times
 
 
-def main():
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-    mode = sys.argv[3] if len(sys.argv) > 3 else "forward"
-    torch.set_num_threads(threads)
+def forward(arch, encoder, size, repeats):
     import segmentation_models_pytorch as smp
 
-    if mode == "forward":
-        model = smp.Unet(encoder_name="tu-resnet18", encoder_weights=None).eval()
-        x = torch.randn(1, 3, 512, 512)
-        with torch.inference_mode():
-            ms = median_ms(lambda: model(x), repeats)
-        print("python Unet_tu-resnet18_512 median_ms=%.2f" % ms)
-        return
+    torch.manual_seed(0)
+    model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, classes=1).eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.inference_mode():
+        times = times_ms(lambda: model(x), repeats)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("median_ms=%.2f min_ms=%.2f peak_rss_mb=%.0f" % (statistics.median(times), min(times), peak_mb))
+
+
+def train(repeats):
+    import segmentation_models_pytorch as smp
 
     model = smp.Unet(encoder_name="tu-resnet18", encoder_weights=None, classes=4).train()
     dice = smp.losses.DiceLoss("multiclass")
@@ -50,7 +56,20 @@ def main():
         (dice(logits, y) + cross_entropy(logits, y)).backward()
         optimizer.step()
 
-    print("python Unet_tu-resnet18_train256_b8 median_ms=%.2f" % median_ms(step, repeats))
+    print("median_ms=%.2f" % statistics.median(times_ms(step, repeats, warmup=1)))
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "forward":
+        arch, encoder, size, threads, repeats = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+        torch.set_num_threads(threads)
+        forward(arch, encoder, size, repeats)
+    elif mode == "train":
+        torch.set_num_threads(int(sys.argv[2]))
+        train(int(sys.argv[3]))
+    else:
+        sys.exit("usage: python_reference.py forward ARCH ENCODER SIZE THREADS REPEATS | train THREADS REPEATS")
 
 
 if __name__ == "__main__":

@@ -27,11 +27,11 @@ int run_info(const std::string& arch, const std::vector<std::string>& words, con
   return 0;
 }
 
-int run_conformance(const std::vector<std::string>& paths) {
+int run_conformance(const std::vector<std::string>& paths, const smp::conformance::RunOptions& options) {
   int passed = 0, failed = 0, unsupported = 0;
   for (const auto& root : paths) {
     for (const auto& dir : smp::conformance::find_cases(root)) {
-      for (const auto& r : smp::conformance::run_path(dir)) {
+      for (const auto& r : smp::conformance::run_path(dir, options)) {
         const char* word = r.status == smp::conformance::Status::kPass   ? "PASS"
                            : r.status == smp::conformance::Status::kFail ? "FAIL"
                                                                          : "UNSUPPORTED";
@@ -84,7 +84,8 @@ int run_list_encoders(const std::string& pattern, bool markdown) {
 }
 
 struct PredictArgs {
-  std::string arch, from, weights, input, output, tta = "none";
+  std::string arch, from, weights, input, output, tta = "none", dtype = "float32";
+  bool eager = false;
   std::vector<std::string> words;
   smp::PredictOptions options;
 };
@@ -100,6 +101,7 @@ int run_predict(const PredictArgs& args) {
     smp::io::load_state_dict(*model, smp::io::read_safetensors(args.weights).tensors, smp::io::LoadOptions().strict(true));
   auto options = args.options;
   options.flip_tta(smp::parse_flip_tta(args.tta));
+  options.inference(smp::InferenceOptions().optimize(!args.eager).dtype(smp::parse_inference_dtype(args.dtype)));
   const auto report = smp::predict_files(*model, args.input, args.output, options);
   std::cout << report.summary() << std::endl;
   return report.segmented.empty() ? 1 : 0;
@@ -126,6 +128,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> paths;
   auto* conformance = app.add_subcommand("conformance", "Run reference fixture cases and compare");
   conformance->add_option("paths", paths, "Case folders or folders of cases")->required();
+  smp::conformance::RunOptions conformance_options;
+  conformance->add_flag("--inference", conformance_options.inference,
+                        "Run the models through the compiled inference path (float32) instead of eagerly");
 
   std::string pattern;
   bool markdown = false;
@@ -137,6 +142,7 @@ int main(int argc, char** argv) {
   smp::cli::add_train_command(app, run_verb);
   smp::cli::add_eval_command(app, run_verb);
   smp::cli::add_demo_command(app, run_verb);
+  smp::cli::add_bench_command(app, run_verb);
 
   PredictArgs pa;
   auto* predict = app.add_subcommand(
@@ -155,6 +161,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   predict->add_option("--batch-size", batch, "Tiles per forward pass")->capture_default_str();
   predict->add_option("--tta", pa.tta, "Flip test-time augmentation: none, h or hv")->capture_default_str();
+  predict->add_option("--dtype", pa.dtype, "Inference precision: float32 or bfloat16")->capture_default_str();
+  predict->add_flag("--eager", pa.eager, "Run the plain eager forward instead of the compiled inference path");
 
   CLI11_PARSE(app, argc, argv);
   pa.options.tile_size(tile).overlap(overlap).max_direct_pixels(max_direct).batch_size(batch);
@@ -162,7 +170,7 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) smp::log::set_level(log_level);
     smp::configure_threads(threads);
     if (*info) return run_info(arch, words, from);
-    if (*conformance) return run_conformance(paths);
+    if (*conformance) return run_conformance(paths, conformance_options);
     if (*list) return run_list_encoders(pattern, markdown);
     if (*predict) return run_predict(pa);
     if (run_verb) return run_verb();

@@ -29,7 +29,7 @@ json default_settings() {
           {"min_lr", 0.0},         {"accumulate", 1},       {"clip_grad_norm", 0.0}, {"monitor", "miou"},
           {"early_stopping", 0},   {"seed", 0},             {"size", 256},         {"workers", 2},
           {"val_split", 0.1},      {"loss", "DiceLoss+CrossEntropy"}, {"log_format", "csv"},
-          {"ignore_index", nullptr}};
+          {"ignore_index", nullptr}, {"precision", "float32"}, {"channels_last", false}};
 }
 
 // The flags of `smp train`, each bound to a settings key; only flags given on the command line
@@ -66,7 +66,9 @@ void add_flags(CLI::App* app, std::deque<Flag>& flags) {
       {"val_split", "Fraction of the training set held out when no validation data is given"},
       {"loss", "DiceLoss+CrossEntropy, or an smp loss class name (DiceLoss, FocalLoss, ...)"},
       {"log_format", "csv or jsonl"},
-      {"ignore_index", "Mask value that counts for nothing"}};
+      {"ignore_index", "Mask value that counts for nothing"},
+      {"precision", "float32, or bfloat16 (autocast: bfloat16 products, float32 weights and loss)"},
+      {"channels_last", "Parameters and batches in channels-last memory format (true/false)"}};
   for (const auto& [key, help] : described) {
     flags.push_back({key, nullptr, ""});
     auto& flag = flags.back();
@@ -174,7 +176,9 @@ train::TrainerOptions trainer_options(const json& s, const std::string& out) {
       .early_stopping(s["early_stopping"].get<int64_t>())
       .seed(s["seed"].get<uint64_t>())
       .output_dir(out)
-      .log_format(s["log_format"].get<std::string>());
+      .log_format(s["log_format"].get<std::string>())
+      .precision(s["precision"].get<std::string>())
+      .channels_last(s["channels_last"].get<bool>());
   if (!s["ignore_index"].is_null()) o.ignore_index(s["ignore_index"].get<int64_t>());
   return o;
 }
@@ -273,9 +277,13 @@ void add_eval_command(CLI::App& app, std::function<int()>& run) {
     DataArgs data;
     int64_t batch_size = 1, workers = 2;
     std::optional<int64_t> ignore_index;
+    std::string dtype = "float32";
+    bool eager = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--model", args->model, "Checkpoint folder (config.json + model.safetensors)")->required();
+  cmd->add_option("--dtype", args->dtype, "Inference precision: float32 or bfloat16")->capture_default_str();
+  cmd->add_flag("--eager", args->eager, "Run the plain eager forward instead of the compiled inference path");
   args->data.add(cmd, false);
   cmd->add_option("--batch-size", args->batch_size, "Images per batch (images of one batch must share a size)");
   cmd->add_option("--workers", args->workers, "Data loading threads");
@@ -286,7 +294,8 @@ void add_eval_command(CLI::App& app, std::function<int()>& run) {
     data::Loader loader(dataset, eval_transform(model->encoder()),
                         data::LoaderOptions().batch_size(args->batch_size).shuffle(false).workers(args->workers));
     const auto classes = model->config().value("classes", int64_t{1});
-    auto result = train::evaluate(*model, loader, classes, nullptr, args->ignore_index);
+    const auto inference = InferenceOptions().optimize(!args->eager).dtype(parse_inference_dtype(args->dtype));
+    auto result = train::evaluate(*model, loader, classes, nullptr, args->ignore_index, torch::kCPU, inference);
     std::cout << train::format_eval_table(result);
     const auto summary = loader.summary();
     if (summary.skipped > 0)

@@ -17,9 +17,14 @@ struct CaseResult {
   std::string message;         // why it failed / what is unsupported
 };
 
+struct RunOptions {
+  // Run models through the compiled inference path (smp/inference.h, float32) instead of eagerly.
+  bool inference = false;
+};
+
 // Runs one case folder (timm_features, smp_model, smp_checkpoint, smp_loss, smp_metric) or one
 // features_info folder (cases.json; one result per table).
-std::vector<CaseResult> run_path(const std::string& path);
+std::vector<CaseResult> run_path(const std::string& path, const RunOptions& options = {});
 // Walks `root` for case folders (those holding case.json or cases.json) in sorted order.
 std::vector<std::string> find_cases(const std::string& root);
 

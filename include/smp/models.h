@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <smp/encoders.h>
+#include <smp/inference_options.h>
 #include <smp/modules.h>
 
 #include <functional>
@@ -38,6 +39,9 @@ namespace smp {
 namespace detail {
 struct PretrainedAccess;
 }
+namespace inference {
+class ModelCache;
+}
 
 struct SegmentationOutput {
   torch::Tensor mask;
@@ -50,8 +54,9 @@ class SegmentationModelImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x) { return forward_all(x).mask; }
   // Encoder -> decode() -> heads; DPT, whose decoder also takes the ViT's prefix tokens, overrides it.
   virtual SegmentationOutput forward_all(const torch::Tensor& x);
-  // eval() + inference mode.
-  SegmentationOutput predict(const torch::Tensor& x);
+  // eval() + inference mode, through the inference path (smp/inference.h) unless options.optimize()
+  // is false; the compiled programs are kept with the model until its weights change.
+  SegmentationOutput predict(const torch::Tensor& x, const InferenceOptions& options = {});
   // Throws when x is not [N, in_channels, H, W] or H, W are not divisible by the output stride.
   void check_input_shape(const torch::Tensor& x) const;
 
@@ -90,6 +95,7 @@ class SegmentationModelImpl : public torch::nn::Module {
   Encoder encoder_;
   std::function<torch::Tensor(const torch::Tensor&)> segmentation_head_;
   torch::nn::Sequential classification_head_{nullptr};
+  std::shared_ptr<inference::ModelCache> inference_;  // made by the first predict
 };
 using SegmentationModel = std::shared_ptr<SegmentationModelImpl>;
 

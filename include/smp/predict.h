@@ -37,13 +37,15 @@ struct PredictOptions {
   TORCH_ARG(FlipTTA, flip_tta) = FlipTTA::kNone;
   // Windows per forward pass.
   TORCH_ARG(int64_t, batch_size) = 4;
+  // How the model runs (the compiled inference path in float32 by default).
+  TORCH_ARG(InferenceOptions, inference) = {};
 };
 
 // The model's forward on a batch [N, C, h, w] with h, w multiples of the stride -> [N, K, h, w].
 using ForwardFn = std::function<torch::Tensor(const torch::Tensor&)>;
 
-// Output [classes, H, W] for one normalised image [C, H, W] on the model's device, via model->predict
-// (eval mode, inference mode). Inputs are zero-padded at the bottom and right to a multiple of
+// Output [classes, H, W] for one normalised image [C, H, W] on the model's device, via
+// model->predict(x, options.inference()) (eval mode, inference mode). Inputs are zero-padded at the bottom and right to a multiple of
 // encoder().output_stride() (zero in normalised space is the encoder's mean colour) and the output is
 // cropped back. Throws std::invalid_argument for a model built with an argmax activation (indices
 // cannot be averaged) or bad options.

@@ -56,7 +56,21 @@ struct TrainerOptions {
   TORCH_ARG(std::optional<int64_t>, ignore_index) = std::nullopt;  // mask value that counts for nothing
   TORCH_ARG(bool, progress) = true;  // a bar on a terminal, plain lines otherwise
   TORCH_ARG(torch::Device, device) = torch::kCPU;
+  // "float32", or "bfloat16": forward and backward under autocast to bfloat16 (matrix products and
+  // convolutions in bfloat16), with float32 master weights, optimizer state and loss.
+  TORCH_ARG(std::string, precision) = "float32";
+  // Parameters and batches in channels-last memory format (oneDNN's fast convolution layout on CPU).
+  TORCH_ARG(bool, channels_last) = false;
 };
+
+// The loss of one batch as the trainer computes it: images in channels-last format with
+// options.channels_last(), the forward under autocast to bfloat16 with options.precision()
+// "bfloat16", the loss in float32. Backward is the caller's.
+torch::Tensor training_loss(SegmentationModelImpl& model, const losses::Loss& loss, const torch::Tensor& images,
+                            const torch::Tensor& target, const TrainerOptions& options);
+// Converts every 4-d parameter and buffer of `module` to channels-last memory format in place (the
+// values, names and shapes stay; checkpoints are written contiguous as before).
+void to_channels_last(torch::nn::Module& module);
 
 // A seeded random split into (training part, held-out part) with `fraction` of the samples held
 // out; throws when either part would be empty.
@@ -71,11 +85,11 @@ struct EvalResult {
   int64_t images = 0;
 };
 
-// Runs the model (eval mode, no gradients) over every batch. classes == 1: binary masks (logit > 0);
-// otherwise argmax over `classes` channels.
+// Runs the model (eval mode, no gradients, through predict() with `inference`) over every batch.
+// classes == 1: binary masks (logit > 0); otherwise argmax over `classes` channels.
 EvalResult evaluate(SegmentationModelImpl& model, data::Loader& loader, int64_t classes,
                     const losses::Loss& loss = nullptr, std::optional<int64_t> ignore_index = std::nullopt,
-                    torch::Device device = torch::kCPU);
+                    torch::Device device = torch::kCPU, const InferenceOptions& inference = {});
 // The per-class table and the means, one row per class (names optional).
 std::string format_eval_table(const EvalResult& result, const std::vector<std::string>& class_names = {});
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "inference/model_cache.h"
+
 namespace smp {
 
 void SegmentationModelImpl::set_encoder(Encoder encoder) { encoder_ = register_module("encoder", std::move(encoder)); }
@@ -54,10 +56,14 @@ SegmentationOutput SegmentationModelImpl::forward_all(const torch::Tensor& x) {
   return apply_heads(decode(features), features.back());
 }
 
-SegmentationOutput SegmentationModelImpl::predict(const torch::Tensor& x) {
+SegmentationOutput SegmentationModelImpl::predict(const torch::Tensor& x, const InferenceOptions& options) {
   if (is_training()) eval();
   torch::InferenceMode guard;
-  return forward_all(x);
+  const auto& current = inference_ ? inference_->options() : InferenceOptions();
+  if (!inference_ || current.dtype() != options.dtype() || current.optimize() != options.optimize() ||
+      current.max_cached_shapes() != options.max_cached_shapes())
+    inference_ = std::make_shared<inference::ModelCache>(*this, options);
+  return inference_->run(x);
 }
 
 }  // namespace smp

@@ -1,4 +1,5 @@
 #include <smp/conformance.h>
+#include <smp/inference.h>
 #include <smp/fill.h>
 #include <smp/io.h>
 #include <smp/log.h>
@@ -14,6 +15,8 @@
 #include <sstream>
 
 #include "conformance/kinds.h"
+#include "inference/compiled_module.h"
+#include "util/cpu_allocator.h"
 #include "util/strings.h"
 
 namespace smp::conformance {
@@ -148,7 +151,19 @@ void compare_tensors(const io::TensorMap& got, const io::TensorMap& expected, do
   }
 }
 
-CaseResult run_timm_case(const std::string& dir, const json& spec) {
+// The model's outputs for `input`, eagerly or through the inference path.
+SegmentationOutput run_model(const SegmentationModel& model, const torch::Tensor& input, const RunOptions& options) {
+  torch::NoGradGuard no_grad;
+  if (!options.inference) return model->forward_all(input);
+  auto compiled = optimize_for_inference(model);
+  auto out = compiled->forward_all(input);
+  // A model the compiler could not take runs eagerly: right, but not what this run checks.
+  if (const auto how = compiled->describe(input); how.rfind("eager", 0) == 0)
+    throw std::runtime_error("not compiled: " + how);
+  return out;
+}
+
+CaseResult run_timm_case(const std::string& dir, const json& spec, const RunOptions& options) {
   const auto name = spec["model"].get<std::string>();
   if (!timm::is_model(name)) return unsupported("timm model '" + name + "' is not ported yet");
   timm::ModelArgs args;
@@ -193,7 +208,15 @@ CaseResult run_timm_case(const std::string& dir, const json& spec) {
   }
 
   torch::NoGradGuard no_grad;
-  auto outputs = features->forward(filled_input(spec));
+  std::vector<torch::Tensor> outputs;
+  if (options.inference) {
+    detail::ensure_cpu_allocator();
+    inference::CompiledModule compiled(*features, [&features](const at::Tensor& x) { return features->forward(x); },
+                                       at::kFloat, 1);
+    outputs = compiled.run(filled_input(spec));
+  } else {
+    outputs = features->forward(filled_input(spec));
+  }
   io::TensorMap got;
   for (size_t i = 0; i < outputs.size(); ++i) got["feature." + std::to_string(i)] = outputs[i];
   CaseResult r;
@@ -202,7 +225,7 @@ CaseResult run_timm_case(const std::string& dir, const json& spec) {
   return r;
 }
 
-CaseResult run_smp_model_case(const std::string& dir, const json& spec) {
+CaseResult run_smp_model_case(const std::string& dir, const json& spec, const RunOptions& options) {
   const auto arch = spec["arch"].get<std::string>();
   const auto archs = list_architectures();
   if (std::find(archs.begin(), archs.end(), arch) == archs.end())
@@ -215,8 +238,7 @@ CaseResult run_smp_model_case(const std::string& dir, const json& spec) {
   fill::fill_module(*model);
   if (auto problem = check_names(io::state_dict(*model), spec["state_dict"], "state_dict"); !problem.empty())
     return fail(problem);
-  torch::NoGradGuard no_grad;
-  auto out = model->forward_all(filled_input(spec));
+  auto out = run_model(model, filled_input(spec), options);
   io::TensorMap got{{"mask", out.mask}};
   if (out.label.defined()) got["label"] = out.label;
   CaseResult r;
@@ -225,7 +247,7 @@ CaseResult run_smp_model_case(const std::string& dir, const json& spec) {
   return r;
 }
 
-CaseResult run_smp_checkpoint_case(const std::string& dir, const json& spec) {
+CaseResult run_smp_checkpoint_case(const std::string& dir, const json& spec, const RunOptions& options) {
   const auto config = read_json(fs::path(dir) / "config.json");
   const auto arch = config.value("_model_class", std::string());
   const auto archs = list_architectures();
@@ -236,8 +258,7 @@ CaseResult run_smp_checkpoint_case(const std::string& dir, const json& spec) {
 
   // The folder as saved, weights included: nothing is filled.
   auto model = from_pretrained(dir);
-  torch::NoGradGuard no_grad;
-  auto out = model->forward_all(filled_input(spec));
+  auto out = run_model(model, filled_input(spec), options);
   io::TensorMap got{{"mask", out.mask}};
   if (out.label.defined()) got["label"] = out.label;
   CaseResult r;
@@ -257,7 +278,7 @@ std::vector<std::string> find_cases(const std::string& root) {
   return out;
 }
 
-std::vector<CaseResult> run_path(const std::string& path) {
+std::vector<CaseResult> run_path(const std::string& path, const RunOptions& options) {
   const fs::path dir(path);
   if (fs::exists(dir / "cases.json")) return run_features_info(dir);
   CaseResult r;
@@ -265,11 +286,11 @@ std::vector<CaseResult> run_path(const std::string& path) {
     const auto spec = read_json(dir / "case.json");
     const auto kind = spec.value("kind", std::string());
     if (kind == "timm_features") {
-      r = run_timm_case(path, spec);
+      r = run_timm_case(path, spec, options);
     } else if (kind == "smp_model") {
-      r = run_smp_model_case(path, spec);
+      r = run_smp_model_case(path, spec, options);
     } else if (kind == "smp_checkpoint") {
-      r = run_smp_checkpoint_case(path, spec);
+      r = run_smp_checkpoint_case(path, spec, options);
     } else if (kind == "smp_loss") {
       r = run_loss_case(path, spec);
     } else if (kind == "smp_metric") {

@@ -131,7 +131,7 @@ torch::Tensor predict_logits(SegmentationModelImpl& model, const torch::Tensor& 
   if (activation == "argmax" || activation == "argmax2d")
     throw std::invalid_argument("predict averages model outputs, which class indices from activation=" + activation +
                                 " cannot be; build the model without it (class_mask takes the argmax)");
-  return predict_logits([&model](const torch::Tensor& x) { return model.predict(x).mask; },
+  return predict_logits([&model, &options](const torch::Tensor& x) { return model.predict(x, options.inference()).mask; },
                         model.encoder().output_stride(), image, options);
 }
 

@@ -2,7 +2,10 @@
 #include <smp/metrics.h>
 #include <smp/train.h>
 
+#include "util/cpu_allocator.h"
+
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -160,10 +163,10 @@ std::pair<std::shared_ptr<const data::Dataset>, std::shared_ptr<const data::Data
 }
 
 EvalResult evaluate(SegmentationModelImpl& model, data::Loader& loader, int64_t classes, const losses::Loss& loss,
-                    std::optional<int64_t> ignore_index, torch::Device device) {
+                    std::optional<int64_t> ignore_index, torch::Device device, const InferenceOptions& inference) {
   const bool was_training = model.is_training();
   model.eval();
-  torch::NoGradGuard no_grad;
+  torch::InferenceMode inference_mode;
   torch::Tensor tp, fp, fn, tn;
   double loss_sum = 0;
   int64_t batches = 0;
@@ -172,7 +175,7 @@ EvalResult evaluate(SegmentationModelImpl& model, data::Loader& loader, int64_t 
   while (auto batch = loader.next()) {
     auto images = batch->images.to(device);
     auto masks = batch->masks.to(device);
-    auto logits = model.forward(images);
+    auto logits = model.predict(images, inference).mask;
     if (loss) loss_sum += loss->forward(logits, loss_target(masks, classes)).item<double>();
     metrics::Stats s = classes == 1
                            ? metrics::get_stats((logits > 0).to(torch::kLong), masks.unsqueeze(1), "binary",
@@ -224,6 +227,57 @@ std::string format_eval_table(const EvalResult& r, const std::vector<std::string
   return out;
 }
 
+namespace {
+
+// Autocast to bfloat16 on the model's device for one scope.
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, const torch::Device& device) : enabled_(enabled), cpu_(device.is_cpu()) {
+    if (!enabled_) return;
+    if (cpu_) {
+      at::autocast::set_cpu_enabled(true);
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    } else {
+      at::autocast::set_enabled(true);
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    }
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    if (cpu_)
+      at::autocast::set_cpu_enabled(false);
+    else
+      at::autocast::set_enabled(false);
+  }
+
+ private:
+  bool enabled_, cpu_;
+};
+
+}  // namespace
+
+torch::Tensor training_loss(SegmentationModelImpl& model, const losses::Loss& loss, const torch::Tensor& images,
+                            const torch::Tensor& target, const TrainerOptions& options) {
+  const auto input = options.channels_last() && images.dim() == 4 ? images.contiguous(at::MemoryFormat::ChannelsLast)
+                                                                  : images;
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(options.precision() == "bfloat16", images.device());
+    logits = model.forward(input);
+  }
+  return loss->forward(logits.to(torch::kFloat32), target);
+}
+
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+  for (auto& b : module.buffers())
+    if (b.dim() == 4) b.set_data(b.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 Trainer::Trainer(SegmentationModel model, losses::Loss loss, TrainerOptions options)
     : model_(std::move(model)), loss_(std::move(loss)), options_(std::move(options)) {
   if (!loss_) throw std::invalid_argument("Trainer needs a loss");
@@ -233,8 +287,15 @@ Trainer::Trainer(SegmentationModel model, losses::Loss loss, TrainerOptions opti
   if (!one_of(options_.log_format(), {"csv", "jsonl"}))
     throw std::invalid_argument("log_format must be csv or jsonl; got '" + options_.log_format() + "'");
   learning_rate(options_.schedule(), 1.0, 0, 1, 1);  // rejects an unknown schedule before any work
+  if (!one_of(options_.precision(), {"float32", "bfloat16"}))
+    throw std::invalid_argument("precision must be float32 or bfloat16; got '" + options_.precision() + "'");
+  if (options_.precision() == "bfloat16" && options_.device().is_cpu() && !cpu_supports_bfloat16())
+    throw std::invalid_argument(
+        "precision bfloat16 needs a CPU with AVX-512 BF16 or AMX, which this one lacks; use precision float32");
   torch::manual_seed(options_.seed());
+  smp::detail::ensure_cpu_allocator();
   model_->to(options_.device());
+  if (options_.channels_last()) to_channels_last(*model_);
   optimizer_ = make_optimizer(options_.optimizer(), model_->parameters());
 }
 
@@ -331,7 +392,7 @@ std::vector<EpochRecord> Trainer::fit(data::Loader& train, data::Loader* val) {
     while (auto batch = train.next()) {
       auto images = batch->images.to(options_.device());
       auto masks = batch->masks.to(options_.device());
-      auto loss = loss_->forward(model_->forward(images), loss_target(masks, classes));
+      auto loss = training_loss(*model_, loss_, images, loss_target(masks, classes), options_);
       (loss / static_cast<double>(options_.accumulate())).backward();
       const double value = loss.item<double>();
       loss_sum += value;

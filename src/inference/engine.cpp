@@ -1,0 +1,835 @@
+#include "inference/engine.h"
+
+#include "inference/nhwc_kernels.h"
+#include "inference/onednn.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/jit/frontend/tracer.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+
+#include <fmt/format.h>
+
+#include <cfloat>
+#include <chrono>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace smp::inference {
+
+using c10::IValue;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+
+struct Program::Step {
+  std::string name;
+  std::function<void(std::vector<IValue>&)> run;
+  std::vector<int> reads;
+  std::vector<int> release;  // slots whose last reader this step is
+};
+
+Program::~Program() = default;
+
+std::string CompileStats::summary() const {
+  return fmt::format(
+      "{} convolutions and {} matrix products as oneDNN primitives ({} BatchNorms folded, {} activations and {} "
+      "residual adds fused), {} resizings merged into {} channel concatenations, {} BatchNorms as affine maps, {} "
+      "ATen ops",
+      convolutions, matmuls, folded_norms, fused_activations, fused_adds, fused_upsamplings, channel_concats, affine_norms,
+      aten_ops);
+}
+
+namespace {
+
+c10::Symbol aten(const char* name) { return c10::Symbol::aten(name); }
+
+std::optional<std::vector<int64_t>> static_sizes(const Value* v) {
+  auto type = v->type()->cast<c10::TensorType>();
+  if (!type) return std::nullopt;
+  auto sizes = type->sizes().concrete_sizes();
+  if (!sizes) return std::nullopt;
+  return *sizes;
+}
+
+std::optional<at::ScalarType> static_dtype(const Value* v) {
+  auto type = v->type()->cast<c10::TensorType>();
+  if (!type || !type->scalarType()) return std::nullopt;
+  return *type->scalarType();
+}
+
+bool is_float_4d(const Value* v) {
+  const auto sizes = static_sizes(v);
+  return sizes && sizes->size() == 4 && static_dtype(v) == at::kFloat;
+}
+
+std::optional<IValue> constant(const Value* v) {
+  auto iv = torch::jit::toIValue(v);  // a c10::optional: converted by hand, IValue would swallow it as None
+  if (!iv) return std::nullopt;
+  return *iv;
+}
+
+std::optional<double> constant_number(const Value* v) {
+  auto iv = constant(v);
+  if (!iv) return std::nullopt;
+  if (iv->isDouble()) return iv->toDouble();
+  if (iv->isInt()) return static_cast<double>(iv->toInt());
+  if (iv->isBool()) return iv->toBool() ? 1.0 : 0.0;
+  return std::nullopt;
+}
+
+std::optional<at::Tensor> constant_tensor(const Value* v) {
+  auto iv = constant(v);
+  if (iv && iv->isTensor()) return iv->toTensor();
+  return std::nullopt;
+}
+
+bool is_none(const Value* v) {
+  auto iv = constant(v);
+  return iv && iv->isNone();
+}
+
+std::optional<std::vector<int64_t>> constant_ints(const Value* v, size_t length) {
+  auto iv = constant(v);
+  if (!iv || !iv->isIntList()) return std::nullopt;
+  auto list = iv->toIntVector();
+  if (list.size() == 1 && length == 2) list.push_back(list[0]);
+  if (list.size() != length) return std::nullopt;
+  return list;
+}
+
+// Whether a user of `v` writes to it (an in-place op or an out= argument).
+bool written_by_a_user(const Value* v) {
+  for (const auto& use : v->uses()) {
+    const auto kind = use.user->kind();
+    if (kind == c10::prim::ListConstruct || kind == c10::prim::TupleConstruct || kind == c10::prim::Return) continue;
+    if (!kind.is_aten()) return true;
+    const auto* op = use.user->maybeOperator();
+    if (!op) return true;
+    const auto& args = op->schema().arguments();
+    if (use.offset < args.size() && args[use.offset].alias_info() && args[use.offset].alias_info()->isWrite())
+      return true;
+  }
+  return false;
+}
+
+// A convolution or matrix product with constant weights, and the ops after it that run as its
+// post-ops (or, for a BatchNorm or a bias add, inside its weights).
+struct ProductGroup {
+  enum class Kind { kConv, kMatmul, kBatched };  // kBatched: both operands are activations
+  Kind kind = Kind::kConv;
+  Node* head = nullptr;
+  at::Tensor weight, bias;
+  ConvGeometry geometry;
+  std::vector<PostOp> post_ops;
+  Value* residual = nullptr;
+  Value* output = nullptr;
+  // Where the group runs: at its head, or at its last node when the residual is computed after the
+  // head (then nothing may write to the head's input in between).
+  Node* anchor = nullptr;
+};
+
+// A 2-d convolution with constant weights on a float32 4-d input.
+std::optional<ProductGroup> parse_conv(Node* n) {
+  ProductGroup g;
+  g.head = n;
+  int groups_at;
+  if (n->kind() == aten("_convolution") && n->inputs().size() >= 9) {
+    auto transposed = constant(n->input(6));
+    if (!transposed || !transposed->isBool() || transposed->toBool()) return std::nullopt;
+    groups_at = 8;
+  } else if (n->kind() == aten("conv2d") && n->inputs().size() == 7) {
+    groups_at = 6;
+  } else {
+    return std::nullopt;
+  }
+  if (!is_float_4d(n->input(0))) return std::nullopt;
+  auto weight = constant_tensor(n->input(1));
+  if (!weight || weight->dim() != 4 || weight->scalar_type() != at::kFloat) return std::nullopt;
+  g.weight = *weight;
+  if (!is_none(n->input(2))) {
+    auto bias = constant_tensor(n->input(2));
+    if (!bias) return std::nullopt;
+    g.bias = *bias;
+  }
+  auto stride = constant_ints(n->input(3), 2), padding = constant_ints(n->input(4), 2),
+       dilation = constant_ints(n->input(5), 2);
+  auto groups = constant(n->input(groups_at));
+  if (!stride || !padding || !dilation || !groups || !groups->isInt()) return std::nullopt;
+  g.geometry = {*stride, *padding, *dilation, groups->toInt()};
+  g.output = n->output();
+  return g;
+}
+
+// x @ W (a linear layer as LibTorch traces it for inputs of 3 or more dimensions), linear(x, W, b) and
+// addmm(b, x, W^T) with a constant weight, on a float input of at least 2 dimensions.
+std::optional<ProductGroup> parse_matmul(Node* n) {
+  ProductGroup g;
+  g.kind = ProductGroup::Kind::kMatmul;
+  g.head = n;
+  Value* x = nullptr;
+  if (n->kind() == aten("matmul") && n->inputs().size() == 2 && !constant(n->input(1))) {
+    const auto a = static_sizes(n->input(0)), b = static_sizes(n->input(1));
+    if (!a || !b || a->size() < 2 || a->size() != b->size() || static_dtype(n->input(0)) != at::kFloat ||
+        static_dtype(n->input(1)) != at::kFloat || a->back() != (*b)[b->size() - 2] ||
+        !std::equal(a->begin(), a->end() - 2, b->begin()))
+      return std::nullopt;
+    g.kind = ProductGroup::Kind::kBatched;
+    g.output = n->output();
+    return g;
+  }
+  if (n->kind() == aten("matmul") && n->inputs().size() == 2) {
+    x = n->input(0);
+    auto w = constant_tensor(n->input(1));
+    if (!w || w->dim() != 2) return std::nullopt;
+    g.weight = *w;
+  } else if (n->kind() == aten("linear") && n->inputs().size() == 3) {
+    x = n->input(0);
+    auto w = constant_tensor(n->input(1));
+    if (!w || w->dim() != 2) return std::nullopt;
+    g.weight = w->t();
+    if (!is_none(n->input(2))) {
+      auto b = constant_tensor(n->input(2));
+      if (!b) return std::nullopt;
+      g.bias = *b;
+    }
+  } else if (n->kind() == aten("addmm") && n->inputs().size() == 5) {
+    x = n->input(1);
+    auto b = constant_tensor(n->input(0));
+    auto w = constant_tensor(n->input(2));
+    if (!b || b->dim() != 1 || !w || w->dim() != 2 || constant_number(n->input(3)) != 1.0 ||
+        constant_number(n->input(4)) != 1.0)
+      return std::nullopt;
+    g.weight = *w;
+    g.bias = *b;
+  } else {
+    return std::nullopt;
+  }
+  const auto sizes = static_sizes(x);
+  if (!sizes || sizes->size() < 2 || static_dtype(x) != at::kFloat || g.weight.scalar_type() != at::kFloat ||
+      sizes->back() != g.weight.size(0) || (g.bias.defined() && g.bias.numel() != g.weight.size(1)))
+    return std::nullopt;
+  g.output = n->output();
+  return g;
+}
+
+// An elementwise activation oneDNN can run as a post-op, appended to `ops`.
+bool parse_activation(const Node* n, std::vector<PostOp>& ops) {
+  static const std::unordered_map<std::string, Activation> plain = {
+      {"relu", Activation::kRelu},         {"silu", Activation::kSilu},       {"hardswish", Activation::kHardswish},
+      {"hardsigmoid", Activation::kHardsigmoid}, {"sigmoid", Activation::kSigmoid}, {"tanh", Activation::kTanh},
+      {"mish", Activation::kMish}};
+  if (!n->kind().is_aten()) return false;
+  std::string name = n->kind().toUnqualString();
+  if (!name.empty() && name.back() == '_') name.pop_back();
+  PostOp op;
+  if (auto it = plain.find(name); it != plain.end() && n->inputs().size() == 1) {
+    op.activation = it->second;
+  } else if (name == "leaky_relu" && n->inputs().size() == 2) {
+    auto slope = constant_number(n->input(1));
+    if (!slope) return false;
+    op.alpha = static_cast<float>(*slope);
+  } else if ((name == "hardtanh" || name == "clamp") && n->inputs().size() == 3) {
+    if (n->input(1)->type()->cast<c10::TensorType>() || n->input(2)->type()->cast<c10::TensorType>()) return false;
+    auto lo = is_none(n->input(1)) ? std::optional<double>(-FLT_MAX) : constant_number(n->input(1));
+    auto hi = is_none(n->input(2)) ? std::optional<double>(FLT_MAX) : constant_number(n->input(2));
+    if (!lo || !hi) return false;
+    op.activation = Activation::kClip;
+    op.alpha = static_cast<float>(*lo);
+    op.beta = static_cast<float>(*hi);
+  } else if (name == "clamp_min" && n->inputs().size() == 2 && !n->input(1)->type()->cast<c10::TensorType>()) {
+    auto lo = constant_number(n->input(1));
+    if (!lo) return false;
+    op.activation = Activation::kClip;
+    op.alpha = static_cast<float>(*lo);
+    op.beta = FLT_MAX;
+  } else if (name == "gelu" && n->inputs().size() == 2) {
+    auto mode = constant(n->input(1));
+    if (!mode || !mode->isString()) return false;
+    if (mode->toStringRef() == "none") op.activation = Activation::kGeluErf;
+    else if (mode->toStringRef() == "tanh") op.activation = Activation::kGeluTanh;
+    else return false;
+  } else if (name == "elu" && n->inputs().size() == 4) {
+    auto alpha = constant_number(n->input(1)), scale = constant_number(n->input(2)),
+         input_scale = constant_number(n->input(3));
+    if (!alpha || scale != 1.0 || input_scale != 1.0) return false;
+    op.activation = Activation::kElu;
+    op.alpha = static_cast<float>(*alpha);
+  } else {
+    return false;
+  }
+  ops.push_back(op);
+  return true;
+}
+
+// BatchNorm in eval mode with constant statistics: y = x * scale + shift per channel (float64 maths).
+struct Affine {
+  at::Tensor scale, shift;
+};
+std::optional<Affine> parse_eval_batch_norm(const Node* n) {
+  if (n->kind() != aten("batch_norm") || n->inputs().size() != 9) return std::nullopt;
+  auto training = constant(n->input(5));
+  auto mean = constant_tensor(n->input(3)), var = constant_tensor(n->input(4));
+  auto eps = constant_number(n->input(7));
+  if (!training || !training->isBool() || training->toBool() || !mean || !var || !eps) return std::nullopt;
+  const auto channels = mean->numel();
+  auto opts = at::TensorOptions().dtype(at::kDouble);
+  auto weight = is_none(n->input(1)) ? std::optional<at::Tensor>(at::ones({channels}, opts)) : constant_tensor(n->input(1));
+  auto bias = is_none(n->input(2)) ? std::optional<at::Tensor>(at::zeros({channels}, opts)) : constant_tensor(n->input(2));
+  if (!weight || !bias) return std::nullopt;
+  Affine a;
+  a.scale = weight->to(at::kDouble) / (var->to(at::kDouble) + *eps).sqrt();
+  a.shift = bias->to(at::kDouble) - mean->to(at::kDouble) * a.scale;
+  return a;
+}
+
+bool is_add(const Node* n) {
+  return (n->kind() == aten("add") || n->kind() == aten("add_")) && n->inputs().size() == 3 &&
+         n->input(1)->type()->cast<c10::TensorType>() && constant_number(n->input(2)) == 1.0;
+}
+
+bool defined_before(const Value* v, const Node* n) {
+  return v->node()->kind() == c10::prim::Param || v->node()->kind() == c10::prim::Constant ||
+         v->node()->isBefore(n);
+}
+
+// oneDNN 2.6's depthwise kernels add a binary post-op wrongly when the kernel window reaches past
+// the padded input on both sides (a 7x7 kernel on a 2x2 map: FastViT's positional encoding at the
+// last stage); such convolutions add their residual separately.
+bool residual_fusable(const ProductGroup& g) {
+  if (g.kind != ProductGroup::Kind::kConv) return true;
+  const auto in = *static_sizes(g.head->input(0));
+  for (int d = 0; d < 2; ++d) {
+    const int64_t window = (g.weight.size(2 + d) - 1) * g.geometry.dilation[d] + 1;
+    if (window > in[2 + d] + g.geometry.padding[d]) return false;
+  }
+  return true;
+}
+
+// Follows the single-use chain after a convolution, taking in what oneDNN can run as part of it.
+void absorb_chain(ProductGroup& g, std::unordered_set<Node*>& absorbed, CompileStats& stats) {
+  const auto out_sizes = static_sizes(g.output);
+  while (g.output->uses().size() == 1) {
+    Node* user = g.output->uses()[0].user;
+    const size_t offset = g.output->uses()[0].offset;
+    if (absorbed.count(user)) break;  // another group's post-op already
+    if (g.kind == ProductGroup::Kind::kMatmul && !g.bias.defined() && g.post_ops.empty() && is_add(user) &&
+        (offset == 0 || user->kind() == aten("add"))) {
+      auto bias = constant_tensor(user->input(offset == 0 ? 1 : 0));
+      if (bias && bias->dim() == 1 && bias->numel() == g.weight.size(1) && bias->scalar_type() == at::kFloat) {
+        g.bias = *bias;
+        absorbed.insert(user);
+        g.output = user->output();
+        continue;
+      }
+    }
+    if (g.kind == ProductGroup::Kind::kConv && offset == 0 && g.post_ops.empty()) {
+      if (auto bn = parse_eval_batch_norm(user)) {
+        auto scale = bn->scale;
+        g.weight = (g.weight.to(at::kDouble) * scale.view({-1, 1, 1, 1})).to(at::kFloat);
+        auto bias = g.bias.defined() ? g.bias.to(at::kDouble) : at::zeros_like(scale);
+        g.bias = (bias * scale + bn->shift).to(at::kFloat);
+        ++stats.folded_norms;
+        absorbed.insert(user);
+        g.output = user->output();
+        continue;
+      }
+    }
+    if (offset == 0 && (user->kind() == aten("mul") || user->kind() == aten("div")) && user->inputs().size() == 2) {
+      auto factor = constant_number(user->input(1));
+      if (!factor) {
+        auto t = constant_tensor(user->input(1));
+        if (t && t->dim() == 0 && t->is_floating_point()) factor = t->item<double>();
+      }
+      if (factor && (user->kind() == aten("mul") || *factor != 0.0)) {
+        PostOp op;
+        op.activation = Activation::kLinear;
+        op.alpha = static_cast<float>(user->kind() == aten("mul") ? *factor : 1.0 / *factor);
+        g.post_ops.push_back(op);
+        ++stats.fused_activations;
+        absorbed.insert(user);
+        g.output = user->output();
+        continue;
+      }
+    }
+    if (offset == 0 && parse_activation(user, g.post_ops)) {
+      ++stats.fused_activations;
+      absorbed.insert(user);
+      g.output = user->output();
+      continue;
+    }
+    if (is_add(user) && !g.residual && (offset == 0 || user->kind() == aten("add")) && residual_fusable(g)) {
+      Value* other = user->input(offset == 0 ? 1 : 0);
+      Value* input = g.head->input(g.head->kind() == aten("addmm") ? 1 : 0);
+      const bool now = defined_before(other, g.head), later = !written_by_a_user(input);
+      if (static_sizes(other) == out_sizes && static_dtype(other) == at::kFloat && (now || later)) {
+        if (!now) g.anchor = user;
+        g.post_ops.push_back({PostOp::Kind::kAdd});
+        g.residual = other;
+        ++stats.fused_adds;
+        absorbed.insert(user);
+        g.output = user->output();
+        continue;
+      }
+    }
+    break;
+  }
+}
+
+// F.interpolate's nearest and bilinear resizing of a float 4-d tensor, which the channel
+// concatenation kernel can apply while it copies.
+bool is_resize(const Node* n) {
+  const auto k = n->kind();
+  const size_t args = n->inputs().size();
+  const bool nearest = k == aten("upsample_nearest2d") && (args == 3 || args == 4);
+  const bool bilinear = k == aten("upsample_bilinear2d") && (args == 4 || args == 5);
+  return (nearest || bilinear) && is_float_4d(n->input(0)) && is_float_4d(n->output());
+}
+
+// The resize a node does, with the scale factors and align_corners the model gave it.
+CatPart resize_part(const Node* n) {
+  CatPart part;
+  const bool bilinear = n->kind() == aten("upsample_bilinear2d");
+  part.mode = bilinear ? CatPart::Mode::kBilinear : CatPart::Mode::kNearest;
+  if (bilinear) part.align_corners = constant(n->input(2))->toBool();
+  const size_t first_scale = bilinear ? 3 : 2;
+  if (n->inputs().size() == first_scale + 1) {  // .vec overload: one optional list of scale factors
+    auto scales = constant(n->input(first_scale));
+    if (scales && scales->isDoubleList()) {
+      auto list = scales->toDoubleVector();
+      part.scale_h = list.at(0);
+      part.scale_w = list.at(list.size() > 1 ? 1 : 0);
+    }
+  } else {  // scales_h, scales_w
+    part.scale_h = constant_number(n->input(first_scale));
+    part.scale_w = constant_number(n->input(first_scale + 1));
+  }
+  return part;
+}
+
+}  // namespace
+
+class Compiler {
+ public:
+  Compiler(std::shared_ptr<Graph> graph, at::ScalarType dtype) : graph_(std::move(graph)), dtype_(dtype) {}
+
+  std::shared_ptr<const Program> build(const at::Tensor& example) {
+    std::shared_ptr<Program> p(new Program());
+    program_ = p.get();
+    p->dtype_ = dtype_;
+    p->input_sizes_ = example.sizes().vec();
+    analyse();
+    p->input_slot_ = slot(graph_->inputs()[0]);
+    for (Node* n : graph_->nodes()) emit(n);
+    for (Value* out : graph_->outputs()) p->output_slots_.push_back(slot(out));
+    plan_releases();
+    p->stats_ = stats_;
+    return p;
+  }
+
+ private:
+  struct CatGroup {
+    std::vector<Value*> sources;
+    std::vector<CatPart> parts;  // sources' upsampling (no tensor yet)
+  };
+  struct AffineGroup {
+    at::Tensor scale, shift;
+    bool relu = false;
+    Value* output;
+  };
+
+  void analyse() {
+    for (Node* n : graph_->nodes()) {
+      if (absorbed_.count(n)) continue;
+      auto product = parse_conv(n);
+      if (!product) product = parse_matmul(n);
+      if (product) {
+        product->anchor = n;
+        absorb_chain(*product, absorbed_, stats_);
+        anchors_.emplace(product->anchor, n);
+        products_.emplace(n, std::move(*product));
+      } else if (n->kind() == aten("cat")) {
+        analyse_cat(n);
+      }
+    }
+    for (Node* n : graph_->nodes()) {
+      if (absorbed_.count(n) || products_.count(n) || cats_.count(n)) continue;
+      if (analyse_stacked_sum(n)) continue;
+      if (is_resize(n)) {
+        CatGroup g;
+        g.sources.push_back(n->input(0));
+        g.parts.push_back(resize_part(n));
+        cats_.emplace(n, std::move(g));
+      } else if (auto bn = parse_eval_batch_norm(n); bn && is_float_4d(n->input(0))) {
+        AffineGroup g{bn->scale.to(at::kFloat), bn->shift.to(at::kFloat), false, n->output()};
+        if (n->output()->uses().size() == 1) {
+          Node* user = n->output()->uses()[0].user;
+          if ((user->kind() == aten("relu") || user->kind() == aten("relu_")) && user->inputs().size() == 1) {
+            g.relu = true;
+            g.output = user->output();
+            absorbed_.insert(user);
+          }
+        }
+        affines_.emplace(n, std::move(g));
+      }
+    }
+  }
+
+  // stack(list, 0).sum(0) over same-shaped float tensors -> one elementwise pass.
+  bool analyse_stacked_sum(Node* n) {
+    if (n->kind() != aten("sum") || n->inputs().size() != 4 || n->input(0)->uses().size() != 1) return false;
+    Node* stack = n->input(0)->node();
+    auto dims = constant(n->input(1));
+    auto keepdim = constant(n->input(2));
+    if (stack->kind() != aten("stack") || constant_number(stack->input(1)) != 0.0 || !dims || !dims->isIntList() ||
+        dims->toIntVector() != std::vector<int64_t>{0} || !keepdim || !keepdim->isBool() || keepdim->toBool() ||
+        !is_none(n->input(3)))
+      return false;
+    Node* list = stack->input(0)->node();
+    if (list->kind() != c10::prim::ListConstruct || stack->input(0)->uses().size() != 1) return false;
+    for (Value* item : list->inputs())
+      if (static_sizes(item) != static_sizes(list->input(0)) || static_dtype(item) != at::kFloat) return false;
+    absorbed_.insert(list);
+    absorbed_.insert(stack);
+    sums_.emplace(n, list);
+    return true;
+  }
+
+  // cat(list of 4-d float tensors, dim 1) -> the channels-last kernel, nearest upsamplings taken in.
+  void analyse_cat(Node* n) {
+    auto dim = constant(n->input(1));
+    Node* list = n->input(0)->node();
+    if (!dim || !dim->isInt() || list->kind() != c10::prim::ListConstruct || n->input(0)->uses().size() != 1 ||
+        !is_float_4d(n->output()))
+      return;
+    if (dim->toInt() != 1 && dim->toInt() != -3) return;
+    CatGroup g;
+    for (Value* item : list->inputs()) {
+      if (!is_float_4d(item)) return;
+      Node* producer = item->node();
+      if (is_resize(producer) && item->uses().size() == 1 && !absorbed_.count(producer)) {
+        g.sources.push_back(producer->input(0));
+        g.parts.push_back(resize_part(producer));
+      } else {
+        g.sources.push_back(item);
+        g.parts.emplace_back();
+      }
+    }
+    for (Value* item : list->inputs())
+      if (is_resize(item->node()) && item->uses().size() == 1) {
+        absorbed_.insert(item->node());
+        ++stats_.fused_upsamplings;
+      }
+    absorbed_.insert(list);
+    cats_.emplace(n, std::move(g));
+  }
+
+  int slot(Value* v) {
+    if (auto it = slots_.find(v); it != slots_.end()) return it->second;
+    const int s = static_cast<int>(program_->initial_.size());
+    slots_.emplace(v, s);
+    IValue init;
+    if (v->node()->kind() == c10::prim::Constant) {
+      init = *constant(v);
+      if (dtype_ != at::kFloat && init.isTensor() && init.toTensor().scalar_type() == at::kFloat)
+        init = init.toTensor().to(dtype_);
+      program_->constant_slots_.insert(s);
+    }
+    program_->initial_.push_back(std::move(init));
+    return s;
+  }
+
+  void add_step(std::string name, std::function<void(std::vector<IValue>&)> run, std::vector<int> reads) {
+    program_->steps_.push_back({std::move(name), std::move(run), std::move(reads), {}});
+  }
+
+  void emit(Node* n) {
+    if (auto it = anchors_.find(n); it != anchors_.end()) return emit_product(products_.at(it->second));
+    if (absorbed_.count(n) || n->kind() == c10::prim::Constant) return;
+    if (products_.count(n)) return;  // runs at its anchor
+    if (auto it = cats_.find(n); it != cats_.end()) return emit_cat(n, it->second);
+    if (auto it = affines_.find(n); it != affines_.end()) return emit_affine(n, it->second);
+    if (auto it = sums_.find(n); it != sums_.end()) return emit_sum(n, it->second);
+    if (n->kind() == aten("view") && n->inputs().size() == 2) return emit_reshape(n);
+    if (emit_container(n)) return;
+    emit_aten(n);
+  }
+
+  void emit_product(const ProductGroup& g) {
+    Value* input = g.head->input(g.head->kind() == aten("addmm") ? 1 : 0);
+    const int x = slot(input), residual = g.residual ? slot(g.residual) : -1, out = slot(g.output);
+    auto reads = residual >= 0 ? std::vector<int>{x, residual} : std::vector<int>{x};
+    const auto sizes = *static_sizes(input);
+    if (g.kind == ProductGroup::Kind::kBatched) {
+      const int y = slot(g.head->input(1));
+      reads.push_back(y);
+      auto mm = std::make_shared<BatchedMatmul>(sizes, *static_sizes(g.head->input(1)), dtype_, g.post_ops);
+      add_step("matmul (activations)",
+               [mm, x, y, residual, out](std::vector<IValue>& v) {
+                 v[out] = mm->run(v[x].toTensor(), v[y].toTensor(), residual >= 0 ? v[residual].toTensor() : at::Tensor());
+               },
+               reads);
+      ++stats_.matmuls;
+    } else if (g.kind == ProductGroup::Kind::kConv && g.weight.size(0) <= FewChannelConv::kMaxOutputs &&
+               g.geometry.groups == 1 && g.post_ops.empty()) {
+      auto conv = std::make_shared<FewChannelConv>(g.weight, g.bias, g.geometry.stride, g.geometry.padding,
+                                                   g.geometry.dilation);
+      add_step(fmt::format("conv {}x{} {}->{} (direct)", g.weight.size(2), g.weight.size(3), g.weight.size(1),
+                           g.weight.size(0)),
+               [conv, x, out](std::vector<IValue>& v) { v[out] = conv->run(v[x].toTensor()); }, reads);
+      ++stats_.convolutions;
+    } else if (g.kind == ProductGroup::Kind::kConv) {
+      auto conv = std::make_shared<FusedConv>(g.weight, g.bias, g.geometry, sizes, dtype_, g.post_ops);
+      add_step(fmt::format("conv {}x{} {}->{}", g.weight.size(2), g.weight.size(3), g.weight.size(1), g.weight.size(0)),
+               [conv, x, residual, out](std::vector<IValue>& v) {
+                 v[out] = conv->run(v[x].toTensor(), residual >= 0 ? v[residual].toTensor() : at::Tensor());
+               },
+               reads);
+      ++stats_.convolutions;
+    } else {
+      auto mm = std::make_shared<FusedMatmul>(g.weight, g.bias, sizes, dtype_, g.post_ops);
+      add_step(fmt::format("matmul {}->{}", g.weight.size(0), g.weight.size(1)),
+               [mm, x, residual, out](std::vector<IValue>& v) {
+                 v[out] = mm->run(v[x].toTensor(), residual >= 0 ? v[residual].toTensor() : at::Tensor());
+               },
+               reads);
+      ++stats_.matmuls;
+    }
+  }
+
+  void emit_cat(Node* n, const CatGroup& g) {
+    std::vector<int> sources;
+    for (Value* v : g.sources) sources.push_back(slot(v));
+    const auto sizes = *static_sizes(n->output());
+    const int out = slot(n->output());
+    const int64_t h = sizes[2], w = sizes[3];
+    auto parts = g.parts;
+    add_step(n->kind() == aten("cat") ? "cat" : n->kind().toUnqualString(),
+        [sources, parts, out, h, w](std::vector<IValue>& v) mutable {
+          for (size_t i = 0; i < sources.size(); ++i) parts[i].source = v[sources[i]].toTensor();
+          v[out] = cat_channels_last(parts, h, w);
+          for (auto& p : parts) p.source = at::Tensor();
+        },
+        sources);
+    if (n->kind() == aten("cat")) ++stats_.channel_concats;
+  }
+
+  void emit_affine(Node* n, const AffineGroup& g) {
+    const int x = slot(n->input(0)), out = slot(g.output);
+    add_step("affine", [g, x, out](std::vector<IValue>& v) { v[out] = affine_channels_last(v[x].toTensor(), g.scale, g.shift, g.relu); },
+             {x});
+    ++stats_.affine_norms;
+  }
+
+  void emit_sum(Node* n, Node* list) {
+    std::vector<int> in;
+    for (Value* v : list->inputs()) in.push_back(slot(v));
+    const int out = slot(n->output());
+    add_step("sum",
+             [in, out](std::vector<IValue>& v) {
+               std::vector<at::Tensor> xs;
+               for (int i : in) xs.push_back(v[i].toTensor());
+               v[out] = sum_tensors(xs);
+             },
+             in);
+  }
+
+  // view() needs strides the channels-last activations may not have; reshape copies only then.
+  void emit_reshape(Node* n) {
+    const int x = slot(n->input(0)), shape = slot(n->input(1)), out = slot(n->output());
+    add_step("reshape", [x, shape, out](std::vector<IValue>& v) { v[out] = v[x].toTensor().reshape(v[shape].toIntVector()); },
+             {x, shape});
+    ++stats_.aten_ops;
+  }
+
+  // The list and tuple nodes the interpreter builds in itself (no registered operator runs them).
+  bool emit_container(Node* n) {
+    const auto k = n->kind();
+    if (k != c10::prim::ListConstruct && k != c10::prim::TupleConstruct && k != c10::prim::ListUnpack &&
+        k != c10::prim::TupleUnpack)
+      return false;
+    std::vector<int> in, out;
+    for (Value* v : n->inputs()) in.push_back(slot(v));
+    for (Value* v : n->outputs()) out.push_back(slot(v));
+    std::function<void(std::vector<IValue>&)> run;
+    if (k == c10::prim::ListConstruct) {
+      const auto element = n->output()->type()->expectRef<c10::ListType>().getElementType();
+      run = [in, out, element](std::vector<IValue>& v) {
+        if (element->kind() == c10::TypeKind::TensorType) {
+          c10::List<at::Tensor> list;
+          for (int i : in) list.push_back(v[i].toTensor());
+          v[out[0]] = std::move(list);
+        } else if (element->kind() == c10::TypeKind::IntType) {
+          c10::List<int64_t> list;
+          for (int i : in) list.push_back(v[i].toInt());
+          v[out[0]] = std::move(list);
+        } else if (element->kind() == c10::TypeKind::FloatType) {
+          c10::List<double> list;
+          for (int i : in) list.push_back(v[i].toDouble());
+          v[out[0]] = std::move(list);
+        } else {
+          c10::impl::GenericList list(element);
+          for (int i : in) list.push_back(v[i]);
+          v[out[0]] = std::move(list);
+        }
+      };
+    } else if (k == c10::prim::TupleConstruct) {
+      run = [in, out](std::vector<IValue>& v) {
+        std::vector<IValue> items;
+        for (int i : in) items.push_back(v[i]);
+        v[out[0]] = c10::ivalue::Tuple::create(std::move(items));
+      };
+    } else {
+      const bool tuple = k == c10::prim::TupleUnpack;
+      run = [in, out, tuple](std::vector<IValue>& v) {
+        const auto items = tuple ? v[in[0]].toTupleRef().elements().vec() : v[in[0]].toListRef().vec();
+        TORCH_CHECK(items.size() == out.size(), "unpacking ", items.size(), " values into ", out.size());
+        for (size_t j = 0; j < out.size(); ++j) v[out[j]] = items[j];
+      };
+    }
+    add_step(k.toQualString(), std::move(run), in);
+    return true;
+  }
+
+  void emit_aten(Node* n) {
+    std::vector<int> in, out;
+    for (Value* v : n->inputs()) in.push_back(slot(v));
+    for (Value* v : n->outputs()) out.push_back(slot(v));
+    torch::jit::Operation op(nullptr);
+    try {
+      op = n->getOperation();
+    } catch (const std::exception&) {
+      throw std::runtime_error(fmt::format("inference compiler: no kernel for traced op {}", n->kind().toQualString()));
+    }
+    const bool to_low_precision = dtype_ != at::kFloat;
+    const auto dtype = dtype_;
+    add_step(n->kind().toQualString(),
+        [op, in, out, to_low_precision, dtype](std::vector<IValue>& v) mutable {
+          torch::jit::Stack stack;
+          stack.reserve(std::max(in.size(), out.size()));
+          for (int i : in) stack.push_back(v[i]);
+          if (to_low_precision)
+            for (auto& item : stack) cast_floats(item, dtype);
+          op(stack);
+          for (size_t k = 0; k < out.size(); ++k) v[out[k]] = std::move(stack[k]);
+        },
+        in);
+    ++stats_.aten_ops;
+  }
+
+  // Float32 tensors (and lists of them) reaching an op in a bfloat16 program are cast down.
+  static void cast_floats(IValue& item, at::ScalarType dtype) {
+    if (item.isTensor()) {
+      if (item.toTensor().scalar_type() == at::kFloat) item = item.toTensor().to(dtype);
+    } else if (item.isTensorList()) {
+      auto list = item.toTensorVector();
+      bool any = false;
+      for (auto& t : list)
+        if (t.defined() && t.scalar_type() == at::kFloat) {
+          t = t.to(dtype);
+          any = true;
+        }
+      if (any) item = c10::List<at::Tensor>(list);
+    }
+  }
+
+  void plan_releases() {
+    auto& steps = program_->steps_;
+    std::unordered_map<int, size_t> last;
+    for (size_t i = 0; i < steps.size(); ++i)
+      for (int s : steps[i].reads) last[s] = i;
+    std::unordered_set<int> keep(program_->output_slots_.begin(), program_->output_slots_.end());
+    for (const auto& [s, i] : last)
+      if (!keep.count(s) && !program_->constant_slots_.count(s)) steps[i].release.push_back(s);
+  }
+
+  std::shared_ptr<Graph> graph_;
+  at::ScalarType dtype_;
+  Program* program_ = nullptr;
+  CompileStats stats_;
+  std::unordered_set<Node*> absorbed_;
+  std::unordered_map<Node*, ProductGroup> products_;
+  std::unordered_map<Node*, Node*> anchors_;  // where a product group runs -> its head
+  std::unordered_map<Node*, CatGroup> cats_;
+  std::unordered_map<Node*, AffineGroup> affines_;
+  std::unordered_map<Node*, Node*> sums_;  // sum node -> the list it adds up
+  std::unordered_map<Value*, int> slots_;
+};
+
+namespace {
+
+std::shared_ptr<Graph> trace(const TracedFunction& fn, const at::Tensor& example) {
+  auto traced = [&fn](torch::jit::Stack inputs) {
+    torch::jit::Stack outputs;
+    for (auto& t : fn(inputs.at(0).toTensor())) outputs.emplace_back(std::move(t));
+    return outputs;
+  };
+  auto [state, outputs] = torch::jit::tracer::trace({example}, traced, [](const at::Tensor&) { return std::string(); },
+                                                    /*strict=*/true, /*force_outplace=*/false);
+  return state->graph;
+}
+
+// Nodes that return their input unchanged in eval mode, or only change its strides, are bypassed
+// (a strided copy is not taken out when something later writes to it in place).
+void bypass_identities(Graph& graph) {
+  for (auto it = graph.nodes().begin(); it != graph.nodes().end();) {
+    Node* n = *it++;
+    bool identity = false;
+    if (n->kind() == aten("contiguous") && n->inputs().size() == 2) {
+      identity = !written_by_a_user(n->output());
+    } else if ((n->kind() == aten("dropout") || n->kind() == aten("feature_dropout") ||
+                n->kind() == aten("alpha_dropout") || n->kind() == aten("feature_alpha_dropout")) &&
+               n->inputs().size() == 3) {
+      auto train = constant(n->input(2));
+      identity = train && train->isBool() && !train->toBool() && !written_by_a_user(n->output());
+    }
+    if (identity) {
+      n->output()->replaceAllUsesWith(n->input(0));
+      n->destroy();
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<at::Tensor> Program::run(const at::Tensor& x) const {
+  TORCH_CHECK(x.sizes() == at::IntArrayRef(input_sizes_), "this program was compiled for input ",
+              at::IntArrayRef(input_sizes_), ", got ", x.sizes());
+  std::vector<IValue> values = initial_;
+  auto input = x.to(dtype_);
+  if (input.dim() == 4) input = input.contiguous(at::MemoryFormat::ChannelsLast);
+  values[input_slot_] = input;
+  static const bool profile = std::getenv("SMP_INFERENCE_PROFILE") != nullptr;
+  for (const auto& step : steps_) {
+    const auto start = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+    for (int r : step.reads)
+      TORCH_CHECK(!values[r].isNone() || constant_slots_.count(r), "inference program: step '", step.name,
+                  "' reads a value no earlier step computed");
+    step.run(values);
+    for (int s : step.release) values[s] = IValue();
+    if (profile)
+      fmt::print(stderr, "{:8.3f} ms  {}\n",
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count(), step.name);
+  }
+  std::vector<at::Tensor> outputs;
+  for (int s : output_slots_) outputs.push_back(values[s].toTensor().to(at::kFloat).contiguous());
+  return outputs;
+}
+
+std::shared_ptr<const Program> compile(const TracedFunction& fn, const at::Tensor& example, at::ScalarType dtype) {
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16, "inference dtype must be float32 or bfloat16");
+  auto graph = trace(fn, example);
+  torch::jit::EliminateDeadCode(graph);
+  bypass_identities(*graph);
+  torch::jit::ConstantPropagation(graph);
+  torch::jit::EliminateDeadCode(graph);
+  if (std::getenv("SMP_INFERENCE_GRAPH")) graph->dump();
+  return Compiler(graph, dtype).build(example);
+}
+
+}  // namespace smp::inference

@@ -1,0 +1,278 @@
+#include "inference/nhwc_kernels.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace smp::inference {
+
+namespace {
+
+// PyTorch's source index for output index `i` of nearest upsampling (UpSample.h, nearest_idx).
+std::vector<int64_t> nearest_indices(int64_t in, int64_t out, std::optional<double> scale) {
+  std::vector<int64_t> idx(out);
+  const float ratio = scale && *scale > 0 ? static_cast<float>(1.0 / *scale) : static_cast<float>(in) / out;
+  for (int64_t i = 0; i < out; ++i)
+    idx[i] = out == in ? i : out == 2 * in ? i >> 1 : std::min(static_cast<int64_t>(std::floor(i * ratio)), in - 1);
+  return idx;
+}
+
+// The two source indices and weights of linear interpolation (UpSample.h, area_pixel_compute_*).
+struct Tap {
+  int64_t i0, i1;
+  float w0, w1;
+};
+std::vector<Tap> linear_taps(int64_t in, int64_t out, bool align_corners, std::optional<double> scale) {
+  float ratio;
+  if (align_corners)
+    ratio = out > 1 ? static_cast<float>(in - 1) / (out - 1) : 0.f;
+  else
+    ratio = scale && *scale > 0 ? static_cast<float>(1.0 / *scale) : static_cast<float>(in) / out;
+  std::vector<Tap> taps(out);
+  for (int64_t i = 0; i < out; ++i) {
+    float src = align_corners ? ratio * i : std::max(ratio * (i + 0.5f) - 0.5f, 0.f);
+    const auto i0 = static_cast<int64_t>(src);
+    const int64_t i1 = i0 + (i0 < in - 1 ? 1 : 0);
+    const float l1 = src - i0;
+    taps[i] = {i0, i1, 1.f - l1, l1};
+  }
+  return taps;
+}
+
+template <typename T>
+void bilinear_row(const T* src, int64_t h, int64_t w, int64_t c, const Tap& row, const std::vector<Tap>& cols,
+                  T* out_row, int64_t out_stride) {
+  const T* r0 = src + row.i0 * w * c;
+  const T* r1 = src + row.i1 * w * c;
+  for (size_t x = 0; x < cols.size(); ++x) {
+    const auto& col = cols[x];
+    const T *a = r0 + col.i0 * c, *b = r0 + col.i1 * c, *d = r1 + col.i0 * c, *e = r1 + col.i1 * c;
+    T* o = out_row + x * out_stride;
+    for (int64_t k = 0; k < c; ++k)
+      o[k] = static_cast<T>(row.w0 * (col.w0 * static_cast<float>(a[k]) + col.w1 * static_cast<float>(b[k])) +
+                            row.w1 * (col.w0 * static_cast<float>(d[k]) + col.w1 * static_cast<float>(e[k])));
+  }
+}
+
+}  // namespace
+
+at::Tensor cat_channels_last(const std::vector<CatPart>& parts, int64_t height, int64_t width) {
+  TORCH_CHECK(!parts.empty(), "cat_channels_last: no inputs");
+  const auto dtype = parts.front().source.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16, "cat_channels_last: unsupported dtype ", dtype);
+  const int64_t n = parts.front().source.size(0);
+  int64_t channels = 0;
+  std::vector<at::Tensor> sources;
+  std::vector<std::vector<int64_t>> rows, cols;        // nearest
+  std::vector<std::vector<Tap>> row_taps, col_taps;   // bilinear
+  for (const auto& p : parts) {
+    TORCH_CHECK(p.source.dim() == 4 && p.source.size(0) == n && p.source.scalar_type() == dtype,
+                "cat_channels_last: inputs differ in batch size or dtype");
+    sources.push_back(p.source.contiguous(at::MemoryFormat::ChannelsLast));
+    const int64_t h = p.source.size(2), w = p.source.size(3);
+    if (p.mode == CatPart::Mode::kNearest) {
+      rows.push_back(nearest_indices(h, height, p.scale_h));
+      cols.push_back(nearest_indices(w, width, p.scale_w));
+      row_taps.emplace_back();
+      col_taps.emplace_back();
+    } else {
+      rows.emplace_back();
+      cols.emplace_back();
+      row_taps.push_back(linear_taps(h, height, p.align_corners, p.scale_h));
+      col_taps.push_back(linear_taps(w, width, p.align_corners, p.scale_w));
+    }
+    channels += p.source.size(1);
+  }
+  auto out = at::empty({n, channels, height, width},
+                       sources.front().options().memory_format(at::MemoryFormat::ChannelsLast));
+  const int64_t item = out.element_size();
+  auto* dst = static_cast<char*>(out.data_ptr());
+  at::parallel_for(0, n * height, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / height, y = row % height;
+      char* out_row = dst + row * width * channels * item;
+      int64_t offset = 0;
+      for (size_t k = 0; k < sources.size(); ++k) {
+        const auto& src = sources[k];
+        const int64_t c = src.size(1), h = src.size(2), w = src.size(3), bytes = c * item;
+        const char* image = static_cast<const char*>(src.data_ptr()) + b * h * w * bytes;
+        if (!rows[k].empty()) {
+          const char* in_row = image + rows[k][y] * w * bytes;
+          const auto& col = cols[k];
+          for (int64_t x = 0; x < width; ++x)
+            std::memcpy(out_row + (x * channels + offset) * item, in_row + col[x] * bytes, bytes);
+        } else if (dtype == at::kFloat) {
+          bilinear_row(reinterpret_cast<const float*>(image), h, w, c, row_taps[k][y], col_taps[k],
+                       reinterpret_cast<float*>(out_row) + offset, channels);
+        } else {
+          bilinear_row(reinterpret_cast<const at::BFloat16*>(image), h, w, c, row_taps[k][y], col_taps[k],
+                       reinterpret_cast<at::BFloat16*>(out_row) + offset, channels);
+        }
+        offset += c;
+      }
+    }
+  });
+  return out;
+}
+
+FewChannelConv::FewChannelConv(const at::Tensor& weight, const at::Tensor& bias, std::vector<int64_t> stride,
+                               std::vector<int64_t> padding, std::vector<int64_t> dilation)
+    : weight_(weight.to(at::kFloat).permute({0, 2, 3, 1}).contiguous()),
+      stride_(std::move(stride)),
+      padding_(std::move(padding)),
+      dilation_(std::move(dilation)) {
+  TORCH_CHECK(weight.size(0) <= kMaxOutputs, "FewChannelConv: at most ", kMaxOutputs, " outputs");
+  bias_.assign(weight.size(0), 0.f);
+  if (bias.defined()) {
+    auto b = bias.to(at::kFloat).contiguous();
+    std::copy(b.data_ptr<float>(), b.data_ptr<float>() + b.numel(), bias_.begin());
+  }
+}
+
+namespace {
+
+// One output pixel's dot products over the taps inside the image: 16 independent partial sums per
+// output so the channel loop vectorises without reassociating a single sum.
+template <typename T>
+void few_channel_pixel(const T* image, int64_t h, int64_t w, int64_t c, const float* weight, int64_t outputs,
+                       int64_t kh, int64_t kw, int64_t y0, int64_t x0, int64_t dy, int64_t dx, const float* bias,
+                       T* out) {
+  constexpr int kLanes = 16;
+  float acc[FewChannelConv::kMaxOutputs][kLanes] = {};
+  float tail[FewChannelConv::kMaxOutputs] = {};
+  const int64_t whole = c / kLanes * kLanes;
+  for (int64_t ky = 0; ky < kh; ++ky) {
+    const int64_t y = y0 + ky * dy;
+    if (y < 0 || y >= h) continue;
+    for (int64_t kx = 0; kx < kw; ++kx) {
+      const int64_t x = x0 + kx * dx;
+      if (x < 0 || x >= w) continue;
+      const T* in = image + (y * w + x) * c;
+      for (int64_t o = 0; o < outputs; ++o) {
+        const float* wt = weight + ((o * kh + ky) * kw + kx) * c;
+        for (int64_t i = 0; i < whole; i += kLanes)
+          for (int l = 0; l < kLanes; ++l) acc[o][l] += static_cast<float>(in[i + l]) * wt[i + l];
+        for (int64_t i = whole; i < c; ++i) tail[o] += static_cast<float>(in[i]) * wt[i];
+      }
+    }
+  }
+  for (int64_t o = 0; o < outputs; ++o) {
+    float sum = bias[o] + tail[o];
+    for (int l = 0; l < kLanes; ++l) sum += acc[o][l];
+    out[o] = static_cast<T>(sum);
+  }
+}
+
+template <typename T>
+void few_channel_conv(const at::Tensor& x, at::Tensor& out, const at::Tensor& weight, const std::vector<float>& bias,
+                      const std::vector<int64_t>& s, const std::vector<int64_t>& p, const std::vector<int64_t>& d) {
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t outputs = out.size(1), oh = out.size(2), ow = out.size(3), kh = weight.size(1), kw = weight.size(2);
+  const T* in = x.data_ptr<T>();
+  T* dst = out.data_ptr<T>();
+  const float* wt = weight.data_ptr<float>();
+  at::parallel_for(0, n * oh, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / oh, y = row % oh;
+      for (int64_t xo = 0; xo < ow; ++xo)
+        few_channel_pixel(in + b * h * w * c, h, w, c, wt, outputs, kh, kw, y * s[0] - p[0], xo * s[1] - p[1], d[0],
+                          d[1], bias.data(), dst + (row * ow + xo) * outputs);
+    }
+  });
+}
+
+}  // namespace
+
+at::Tensor FewChannelConv::run(const at::Tensor& x) const {
+  auto in = x.contiguous(at::MemoryFormat::ChannelsLast);
+  TORCH_CHECK(in.size(1) == weight_.size(3), "FewChannelConv: input has ", in.size(1), " channels, weight ",
+              weight_.size(3));
+  const int64_t kh = weight_.size(1), kw = weight_.size(2);
+  const int64_t oh = (in.size(2) + 2 * padding_[0] - dilation_[0] * (kh - 1) - 1) / stride_[0] + 1;
+  const int64_t ow = (in.size(3) + 2 * padding_[1] - dilation_[1] * (kw - 1) - 1) / stride_[1] + 1;
+  auto out = at::empty({in.size(0), weight_.size(0), oh, ow}, in.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (in.scalar_type() == at::kFloat)
+    few_channel_conv<float>(in, out, weight_, bias_, stride_, padding_, dilation_);
+  else if (in.scalar_type() == at::kBFloat16)
+    few_channel_conv<at::BFloat16>(in, out, weight_, bias_, stride_, padding_, dilation_);
+  else
+    TORCH_CHECK(false, "FewChannelConv: unsupported dtype ", in.scalar_type());
+  return out;
+}
+
+namespace {
+
+template <typename T>
+void sum_kernel(const std::vector<const T*>& in, T* out, int64_t numel) {
+  at::parallel_for(0, numel, 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float acc = static_cast<float>(in[0][i]);
+      for (size_t k = 1; k < in.size(); ++k) acc += static_cast<float>(in[k][i]);
+      out[i] = static_cast<T>(acc);
+    }
+  });
+}
+
+}  // namespace
+
+at::Tensor sum_tensors(const std::vector<at::Tensor>& xs) {
+  TORCH_CHECK(!xs.empty(), "sum_tensors: no inputs");
+  const auto format = xs.front().suggest_memory_format();
+  std::vector<at::Tensor> dense;
+  for (const auto& x : xs) {
+    TORCH_CHECK(x.sizes() == xs.front().sizes() && x.scalar_type() == xs.front().scalar_type(),
+                "sum_tensors: inputs differ in shape or dtype");
+    dense.push_back(x.contiguous(format));
+  }
+  auto out = at::empty_like(dense.front(), dense.front().options().memory_format(format));
+  if (out.scalar_type() == at::kFloat) {
+    std::vector<const float*> in;
+    for (const auto& d : dense) in.push_back(d.data_ptr<float>());
+    sum_kernel(in, out.data_ptr<float>(), out.numel());
+  } else if (out.scalar_type() == at::kBFloat16) {
+    std::vector<const at::BFloat16*> in;
+    for (const auto& d : dense) in.push_back(d.data_ptr<at::BFloat16>());
+    sum_kernel(in, out.data_ptr<at::BFloat16>(), out.numel());
+  } else {
+    TORCH_CHECK(false, "sum_tensors: unsupported dtype ", out.scalar_type());
+  }
+  return out;
+}
+
+namespace {
+
+template <typename T>
+void affine_kernel(const T* x, T* y, const float* scale, const float* shift, int64_t pixels, int64_t channels,
+                   bool relu) {
+  at::parallel_for(0, pixels, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const T* in = x + p * channels;
+      T* out = y + p * channels;
+      for (int64_t c = 0; c < channels; ++c) {
+        float v = static_cast<float>(in[c]) * scale[c] + shift[c];
+        out[c] = static_cast<T>(relu && v < 0.f ? 0.f : v);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+at::Tensor affine_channels_last(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& shift, bool relu) {
+  auto in = x.contiguous(at::MemoryFormat::ChannelsLast);
+  auto out = at::empty_like(in, in.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const int64_t channels = in.size(1), pixels = in.numel() / std::max<int64_t>(channels, 1);
+  if (in.scalar_type() == at::kFloat)
+    affine_kernel(in.data_ptr<float>(), out.data_ptr<float>(), scale.data_ptr<float>(), shift.data_ptr<float>(),
+                  pixels, channels, relu);
+  else if (in.scalar_type() == at::kBFloat16)
+    affine_kernel(in.data_ptr<at::BFloat16>(), out.data_ptr<at::BFloat16>(), scale.data_ptr<float>(),
+                  shift.data_ptr<float>(), pixels, channels, relu);
+  else
+    TORCH_CHECK(false, "affine_channels_last: unsupported dtype ", in.scalar_type());
+  return out;
+}
+
+}  // namespace smp::inference

@@ -1,0 +1,51 @@
+// Memory-bound ops written for channels-last tensors, where LibTorch's kernels fall back to slow
+// paths or would need extra passes: channel concatenation with the resizing of its inputs folded in
+// (nearest and bilinear, PyTorch's index rules), and a per-channel affine map (an unfolded
+// BatchNorm) with an optional ReLU.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <vector>
+
+namespace smp::inference {
+
+// One input of a channel concatenation: `source` [N, C, h, w], resized to the output's [H, W] as
+// F.interpolate would with the given mode and arguments (no resizing when the sizes agree and the
+// mode is nearest).
+struct CatPart {
+  enum class Mode { kNearest, kBilinear };
+  at::Tensor source;
+  Mode mode = Mode::kNearest;
+  bool align_corners = false;
+  std::optional<double> scale_h, scale_w;  // the scale factors the model passed, if any
+};
+
+// [N, sum C, H, W] channels-last in the parts' dtype (they must share it).
+at::Tensor cat_channels_last(const std::vector<CatPart>& parts, int64_t height, int64_t width);
+
+// A convolution with few output channels (segmentation heads: 1 to 4 classes), where oneDNN's
+// kernels, built for wide outputs, run far below their speed: a direct loop over channels-last input.
+// weight [O, I, kh, kw] float32, bias [O] or undefined; stride, padding, dilation: two each.
+class FewChannelConv {
+ public:
+  static constexpr int64_t kMaxOutputs = 4;
+  FewChannelConv(const at::Tensor& weight, const at::Tensor& bias, std::vector<int64_t> stride,
+                 std::vector<int64_t> padding, std::vector<int64_t> dilation);
+  at::Tensor run(const at::Tensor& x) const;  // [N, I, H, W] -> [N, O, OH, OW] channels-last, x's dtype
+
+ private:
+  at::Tensor weight_;  // [O, kh, kw, I] float32
+  std::vector<float> bias_;
+  std::vector<int64_t> stride_, padding_, dilation_;
+};
+
+// The elementwise sum of same-shaped tensors (what stack(xs).sum(0) computes), in one pass, in the
+// memory format of the first.
+at::Tensor sum_tensors(const std::vector<at::Tensor>& xs);
+
+// x * scale[c] + shift[c] (then max(0, .) with `relu`) for x [N, C, H, W]; scale, shift float32 [C].
+at::Tensor affine_channels_last(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& shift, bool relu);
+
+}  // namespace smp::inference

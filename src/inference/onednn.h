@@ -1,0 +1,77 @@
+// Convolutions and matrix products with constant weights as oneDNN primitives: weights packed once
+// into the layout the kernel wants, and the ops that follow (elementwise activations, a residual add)
+// applied as post-ops while the output is still in registers. Convolutions take and give
+// channels-last activations.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <vector>
+
+namespace smp::inference {
+
+enum class Activation {
+  kRelu, kClip, kSilu, kGeluErf, kGeluTanh, kHardswish, kHardsigmoid, kSigmoid, kTanh, kElu, kMish,
+  kLinear  // alpha * x + beta (a constant scale or shift)
+};
+
+// What runs after the product, in order: an activation (kRelu: alpha = negative slope; kClip:
+// [alpha, beta]; kElu: alpha; kLinear: alpha x + beta) or the addition of a tensor of the output's shape.
+struct PostOp {
+  enum class Kind { kActivation, kAdd };
+  Kind kind = Kind::kActivation;
+  Activation activation = Activation::kRelu;
+  float alpha = 0.f, beta = 0.f;
+};
+
+struct ConvGeometry {
+  std::vector<int64_t> stride, padding, dilation;  // two each
+  int64_t groups = 1;
+};
+
+class FusedConv {
+ public:
+  // weight [O, I/groups, kh, kw] and bias [O] (or undefined) in float32; input_sizes [N, I, H, W];
+  // dtype kFloat or kBFloat16 for activations and weights (bias and accumulation stay float32).
+  FusedConv(const at::Tensor& weight, const at::Tensor& bias, const ConvGeometry& geometry,
+            at::IntArrayRef input_sizes, at::ScalarType dtype, std::vector<PostOp> post_ops);
+  ~FusedConv();
+  // x [N, I, H, W] (converted to channels-last `dtype` when it is not), `residual` the tensor of the
+  // kAdd post-op (output shape) or undefined. Returns [N, O, OH, OW], channels-last.
+  at::Tensor run(const at::Tensor& x, const at::Tensor& residual) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// x [..., K] @ weight [K, N] (+ bias [N]) with post-ops, as the traced linear layers compute it.
+class FusedMatmul {
+ public:
+  // weight [K, N] (any strides) and bias [N] (or undefined) in float32; input_sizes [..., K].
+  FusedMatmul(const at::Tensor& weight, const at::Tensor& bias, at::IntArrayRef input_sizes, at::ScalarType dtype,
+              std::vector<PostOp> post_ops);
+  ~FusedMatmul();
+  // x [..., K]; `residual` [..., N] for a kAdd post-op. Returns [..., N], contiguous.
+  at::Tensor run(const at::Tensor& x, const at::Tensor& residual) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// a [..., M, K] @ b [..., K, N] for two activations with equal batch dimensions (attention's
+// products), with post-ops.
+class BatchedMatmul {
+ public:
+  BatchedMatmul(at::IntArrayRef a_sizes, at::IntArrayRef b_sizes, at::ScalarType dtype, std::vector<PostOp> post_ops);
+  ~BatchedMatmul();
+  at::Tensor run(const at::Tensor& a, const at::Tensor& b, const at::Tensor& residual) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace smp::inference

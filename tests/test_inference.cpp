@@ -1,0 +1,213 @@
+// The inference path: compiled programs equal the eager forward, fusions happen where they should,
+// programs follow weight changes and input shapes, and the model is left as it was.
+#include <gtest/gtest.h>
+#include <smp/inference.h>
+#include <smp/smp.h>
+
+#include "inference/compiled_module.h"
+#include "support.h"
+
+using namespace smp::test;
+
+namespace {
+
+double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
+  return ((got - want).abs().max() / want.abs().max().clamp_min(1e-12)).item<double>();
+}
+
+// conv -> BN -> ReLU, conv -> BN, + shortcut (conv -> BN computed after the main branch), ReLU: the
+// ResNet downsampling block, whose residual is only ready after the main branch's last convolution.
+struct BlockImpl : torch::nn::Module {
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, down{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn_down{nullptr};
+  BlockImpl() {
+    conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1).bias(false)));
+    bn1 = register_module("bn1", torch::nn::BatchNorm2d(8));
+    conv2 = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 3).padding(1).stride(2)));
+    bn2 = register_module("bn2", torch::nn::BatchNorm2d(16));
+    down = register_module("down", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 16, 1).stride(2).bias(false)));
+    bn_down = register_module("bn_down", torch::nn::BatchNorm2d(16));
+    for (auto& b : {bn1, bn2, bn_down}) {  // non-trivial running statistics
+      b->running_mean.uniform_(-0.5, 0.5);
+      b->running_var.uniform_(0.5, 1.5);
+      b->weight.data().uniform_(0.5, 1.5);
+      b->bias.data().uniform_(-0.5, 0.5);
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto y = bn2(conv2(torch::relu(bn1(conv1(x)))));
+    y += bn_down(down(x));
+    return torch::relu(y);
+  }
+};
+TORCH_MODULE(Block);
+
+smp::inference::CompiledModule compiled(torch::nn::Module& m, std::function<torch::Tensor(const torch::Tensor&)> f,
+                                        size_t capacity = 4) {
+  return smp::inference::CompiledModule(
+      m, [f](const at::Tensor& x) { return std::vector<at::Tensor>{f(x)}; }, at::kFloat, capacity);
+}
+
+}  // namespace
+
+TEST(Inference, ConvBatchNormActivationAndLateResidualAreFused) {
+  torch::manual_seed(0);
+  Block block;
+  block->eval();
+  auto x = torch::randn({2, 3, 20, 18});
+  torch::NoGradGuard no_grad;
+  const auto want = block->forward(x);
+  auto c = compiled(*block, [&](const torch::Tensor& t) { return block->forward(t); });
+  const auto program = c.program_for(x);
+  EXPECT_EQ(program->stats().convolutions, 3);
+  EXPECT_EQ(program->stats().folded_norms, 3);
+  EXPECT_EQ(program->stats().fused_adds, 1);
+  EXPECT_EQ(program->stats().fused_activations, 2);
+  EXPECT_EQ(program->stats().aten_ops, 0);
+  const auto got = program->run(x)[0];
+  EXPECT_TRUE(got.is_contiguous());
+  EXPECT_LT(rel_err(got, want), 1e-5);
+}
+
+TEST(Inference, ResidualAfterAKernelWiderThanTheMapIsRight) {
+  // x + depthwise 7x7(x) on 2x2 and 4x4 maps (FastViT's positional encoding at its last stages).
+  torch::manual_seed(0);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(64, 64, 7).padding(3).groups(64));
+  conv->eval();
+  auto f = [&](const torch::Tensor& x) { return x + conv(x); };
+  torch::NoGradGuard no_grad;
+  for (int64_t side : {2, 4, 9}) {
+    auto x = torch::randn({1, 64, side, side});
+    auto cm = compiled(*conv, f);
+    EXPECT_LT(rel_err(cm.run(x)[0], f(x)), 1e-5) << side;
+  }
+}
+
+TEST(Inference, ResizingsMergeIntoTheConcatenationExactly) {
+  torch::manual_seed(0);
+  torch::nn::Module holder;
+  auto a = torch::randn({1, 5, 8, 6}), b = torch::randn({1, 3, 16, 12});
+  namespace F = torch::nn::functional;
+  auto f = [&](const torch::Tensor& x) {
+    auto up = F::interpolate(x * 2, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest));
+    auto bil = F::interpolate(
+        x + 1, F::InterpolateFuncOptions().size(std::vector<int64_t>{16, 12}).mode(torch::kBilinear).align_corners(false));
+    auto corners = F::interpolate(
+        x.narrow(1, 0, 4) * 0.5,
+        F::InterpolateFuncOptions().size(std::vector<int64_t>{16, 12}).mode(torch::kBilinear).align_corners(true));
+    auto odd = F::interpolate(x - 1, F::InterpolateFuncOptions().size(std::vector<int64_t>{16, 12}).mode(torch::kNearest));
+    return torch::cat({up, b.expand({x.size(0), 3, 16, 12}), bil, corners, odd}, 1);
+  };
+  torch::NoGradGuard no_grad;
+  auto cm = compiled(holder, f);
+  const auto program = cm.program_for(a);
+  EXPECT_EQ(program->stats().channel_concats, 1);
+  EXPECT_EQ(program->stats().fused_upsamplings, 4);
+  EXPECT_LT(rel_err(program->run(a)[0], f(a)), 1e-6);
+}
+
+TEST(Inference, LinearLayersAttentionAndScalesRunAsOneDnnProducts) {
+  torch::manual_seed(0);
+  torch::nn::Linear qkv(16, 48), proj(16, 16), fc1(16, 32), fc2(32, 16);
+  torch::nn::LayerNorm norm(torch::nn::LayerNormOptions({16}));
+  torch::nn::Sequential holder(qkv, proj, fc1, fc2, norm);
+  holder->eval();
+  auto f = [&](const torch::Tensor& x) {  // x [B, N, 16]: one pre-norm transformer block, 2 heads
+    auto parts = qkv(norm(x)).reshape({x.size(0), x.size(1), 3, 2, 8}).permute({2, 0, 3, 1, 4});
+    auto attn = torch::softmax(torch::matmul(parts[0], parts[1].transpose(-2, -1)) * 0.125, -1);
+    auto y = x + proj(torch::matmul(attn, parts[2]).transpose(1, 2).reshape({x.size(0), x.size(1), 16}));
+    return y + fc2(torch::gelu(fc1(norm(y))));
+  };
+  auto x = torch::randn({2, 10, 16});
+  torch::NoGradGuard no_grad;
+  auto cm = compiled(*holder, f);
+  const auto program = cm.program_for(x);
+  EXPECT_EQ(program->stats().matmuls, 6);  // 4 linear layers, 2 attention products
+  EXPECT_GE(program->stats().fused_adds, 2);
+  EXPECT_GE(program->stats().fused_activations, 2);  // the scale and the GELU
+  EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
+}
+
+TEST(Inference, ProgramsFollowWeightChangesAndInputShapes) {
+  torch::manual_seed(0);
+  Block block;
+  block->eval();
+  auto cm = compiled(*block, [&](const torch::Tensor& t) { return block->forward(t); }, /*capacity=*/1);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({1, 3, 16, 16}), y = torch::randn({3, 3, 10, 14});
+  EXPECT_LT(rel_err(cm.run(x)[0], block->forward(x)), 1e-5);
+  EXPECT_LT(rel_err(cm.run(y)[0], block->forward(y)), 1e-5);  // a second shape (replaces the first)
+  block->conv1->weight.mul_(-1.5);                              // in place, as an optimizer step
+  EXPECT_LT(rel_err(cm.run(x)[0], block->forward(x)), 1e-5);
+  block->bn2->running_var.fill_(3.0);  // a buffer counts too
+  EXPECT_LT(rel_err(cm.run(y)[0], block->forward(y)), 1e-5);
+}
+
+TEST(Inference, TheModelIsLeftAsItWas) {
+  auto model = smp::create_model("Unet", {"encoder_name=tu-resnet18", "encoder_depth=3",
+                                          "decoder_channels=[32,16,8]", "classes=2"});
+  model->train();
+  const auto before = smp::io::state_dict(*model);
+  std::map<std::string, torch::Tensor> copies;
+  for (const auto& [k, v] : before) copies[k] = v.clone();
+  auto fast = smp::optimize_for_inference(model);
+  auto x = torch::randn({1, 3, 64, 64});
+  fast->forward(x);
+  EXPECT_TRUE(model->is_training());
+  for (const auto& p : model->parameters()) EXPECT_TRUE(p.requires_grad());
+  for (const auto& [k, v] : smp::io::state_dict(*model)) EXPECT_TRUE(torch::equal(v, copies.at(k))) << k;
+  model->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(rel_err(fast->forward(x), model->forward(x)), 1e-5);
+}
+
+TEST(Inference, PredictAndInferenceModelMatchTheEagerModelWithAuxHead) {
+  auto model = smp::create_model("FPN", {"encoder_name=tu-resnet18", "classes=3", "aux_params={\"classes\": 4}"});
+  model->eval();
+  auto x = torch::randn({2, 3, 64, 96});
+  smp::SegmentationOutput want;
+  {
+    torch::NoGradGuard no_grad;
+    want = model->forward_all(x);
+  }
+  const auto got = smp::optimize_for_inference(model)->forward_all(x);
+  ASSERT_TRUE(got.label.defined());
+  EXPECT_LT(rel_err(got.mask, want.mask), 1e-5);
+  EXPECT_LT(rel_err(got.label, want.label), 1e-5);
+  const auto predicted = model->predict(x);
+  EXPECT_LT(rel_err(predicted.mask, want.mask), 1e-5);
+  const auto eager = model->predict(x, smp::InferenceOptions().optimize(false));
+  EXPECT_TRUE(torch::equal(eager.mask, want.mask));
+}
+
+TEST(Inference, WrongInputsGetTheModelsOwnErrors) {
+  auto model = smp::create_model("Unet", {"encoder_name=tu-resnet18", "encoder_depth=3",
+                                          "decoder_channels=[32,16,8]"});
+  auto fast = smp::optimize_for_inference(model);
+  EXPECT_NE(error_of([&] { fast->forward(torch::randn({1, 4, 64, 64})); }).find("Wrong number of input channels"),
+            std::string::npos);
+  auto fpn = smp::optimize_for_inference(smp::create_model("FPN", {"encoder_name=tu-resnet18"}));
+  EXPECT_NE(error_of([&] { fpn->forward(torch::randn({1, 3, 60, 64})); }).find("divisible by 32"), std::string::npos);
+  EXPECT_NE(error_of([] { smp::parse_inference_dtype("half"); }).find("use float32 or bfloat16"), std::string::npos);
+  EXPECT_NE(error_of([&] { smp::optimize_for_inference(model, smp::InferenceOptions().max_cached_shapes(0)); })
+                .find("max_cached_shapes"),
+            std::string::npos);
+}
+
+TEST(Inference, Bfloat16MasksAgreeWithFloat32OrTheCpuIsNamed) {
+  auto model = smp::create_model("Unet", {"encoder_name=tu-resnet18", "classes=4"});
+  model->eval();
+  const auto options = smp::InferenceOptions().dtype(torch::kBFloat16);
+  if (!smp::cpu_supports_bfloat16()) {
+    EXPECT_NE(error_of([&] { smp::optimize_for_inference(model, options); }).find("AVX-512 BF16"), std::string::npos);
+    return;
+  }
+  torch::manual_seed(3);
+  auto x = torch::randn({1, 3, 128, 128});
+  const auto full = model->predict(x).mask;
+  const auto half = smp::optimize_for_inference(model, options)->forward(x);
+  EXPECT_EQ(half.scalar_type(), torch::kFloat32);
+  const double agree = (half.argmax(1) == full.argmax(1)).to(torch::kDouble).mean().item<double>();
+  EXPECT_GE(agree, 0.995);
+  EXPECT_LT(rel_err(half, full), 0.1);
+}
