@@ -46,7 +46,7 @@ for model in $models; do
   fi
   f32="" b16="" py="" ort="" rss="" pyrss=""
   for _ in $(seq "$rounds"); do
-    out=$(cd "$ort_dir" && node "$reference/onnxruntime/ort_bench.js" "$onnx" "$size" "$threads" "$repeat" 2>/dev/null || true)
+    out=$(cd "$ort_dir" && NODE_PATH="$ort_dir/node_modules" node "$reference/onnxruntime/ort_bench.js" "$onnx" "$size" "$threads" "$repeat" 2>/dev/null || true)
     ort="$ort $(echo "$out" | field median_ms)"
     out=$("$build/smp" bench "$arch" "encoder_name=$encoder" --size "$size" --threads "$threads" --repeat "$repeat")
     f32="$f32 $(echo "$out" | field median_ms)"; rss=$(echo "$out" | field peak_rss_mb)

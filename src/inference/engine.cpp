@@ -575,14 +575,6 @@ class Compiler {
                },
                reads);
       ++stats_.matmuls;
-    } else if (g.kind == ProductGroup::Kind::kConv && g.weight.size(0) <= FewChannelConv::kMaxOutputs &&
-               g.geometry.groups == 1 && g.post_ops.empty()) {
-      auto conv = std::make_shared<FewChannelConv>(g.weight, g.bias, g.geometry.stride, g.geometry.padding,
-                                                   g.geometry.dilation);
-      add_step(fmt::format("conv {}x{} {}->{} (direct)", g.weight.size(2), g.weight.size(3), g.weight.size(1),
-                           g.weight.size(0)),
-               [conv, x, out](std::vector<IValue>& v) { v[out] = conv->run(v[x].toTensor()); }, reads);
-      ++stats_.convolutions;
     } else if (g.kind == ProductGroup::Kind::kConv) {
       auto conv = std::make_shared<FusedConv>(g.weight, g.bias, g.geometry, sizes, dtype_, g.post_ops);
       add_step(fmt::format("conv {}x{} {}->{}", g.weight.size(2), g.weight.size(3), g.weight.size(1), g.weight.size(0)),

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace smp::inference {
 
@@ -41,8 +42,12 @@ std::vector<Tap> linear_taps(int64_t in, int64_t out, bool align_corners, std::o
   return taps;
 }
 
+// The library targets baseline x86-64; these loops are also compiled for AVX2 and AVX-512 and the
+// best one for the CPU is picked when the library loads.
+#define SMP_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 template <typename T>
-void bilinear_row(const T* src, int64_t h, int64_t w, int64_t c, const Tap& row, const std::vector<Tap>& cols,
+SMP_VECTOR_CLONES void bilinear_row(const T* src, int64_t h, int64_t w, int64_t c, const Tap& row, const std::vector<Tap>& cols,
                   T* out_row, int64_t out_stride) {
   const T* r0 = src + row.i0 * w * c;
   const T* r1 = src + row.i1 * w * c;
@@ -117,102 +122,19 @@ at::Tensor cat_channels_last(const std::vector<CatPart>& parts, int64_t height, 
   return out;
 }
 
-FewChannelConv::FewChannelConv(const at::Tensor& weight, const at::Tensor& bias, std::vector<int64_t> stride,
-                               std::vector<int64_t> padding, std::vector<int64_t> dilation)
-    : weight_(weight.to(at::kFloat).permute({0, 2, 3, 1}).contiguous()),
-      stride_(std::move(stride)),
-      padding_(std::move(padding)),
-      dilation_(std::move(dilation)) {
-  TORCH_CHECK(weight.size(0) <= kMaxOutputs, "FewChannelConv: at most ", kMaxOutputs, " outputs");
-  bias_.assign(weight.size(0), 0.f);
-  if (bias.defined()) {
-    auto b = bias.to(at::kFloat).contiguous();
-    std::copy(b.data_ptr<float>(), b.data_ptr<float>() + b.numel(), bias_.begin());
-  }
-}
-
 namespace {
 
-// One output pixel's dot products over the taps inside the image: 16 independent partial sums per
-// output so the channel loop vectorises without reassociating a single sum.
 template <typename T>
-void few_channel_pixel(const T* image, int64_t h, int64_t w, int64_t c, const float* weight, int64_t outputs,
-                       int64_t kh, int64_t kw, int64_t y0, int64_t x0, int64_t dy, int64_t dx, const float* bias,
-                       T* out) {
-  constexpr int kLanes = 16;
-  float acc[FewChannelConv::kMaxOutputs][kLanes] = {};
-  float tail[FewChannelConv::kMaxOutputs] = {};
-  const int64_t whole = c / kLanes * kLanes;
-  for (int64_t ky = 0; ky < kh; ++ky) {
-    const int64_t y = y0 + ky * dy;
-    if (y < 0 || y >= h) continue;
-    for (int64_t kx = 0; kx < kw; ++kx) {
-      const int64_t x = x0 + kx * dx;
-      if (x < 0 || x >= w) continue;
-      const T* in = image + (y * w + x) * c;
-      for (int64_t o = 0; o < outputs; ++o) {
-        const float* wt = weight + ((o * kh + ky) * kw + kx) * c;
-        for (int64_t i = 0; i < whole; i += kLanes)
-          for (int l = 0; l < kLanes; ++l) acc[o][l] += static_cast<float>(in[i + l]) * wt[i + l];
-        for (int64_t i = whole; i < c; ++i) tail[o] += static_cast<float>(in[i]) * wt[i];
-      }
-    }
-  }
-  for (int64_t o = 0; o < outputs; ++o) {
-    float sum = bias[o] + tail[o];
-    for (int l = 0; l < kLanes; ++l) sum += acc[o][l];
-    out[o] = static_cast<T>(sum);
-  }
+SMP_VECTOR_CLONES void sum_range(const T* const* in, size_t count, T* out, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) out[i] = in[0][i];
+  for (size_t k = 1; k < count; ++k)
+    for (int64_t i = begin; i < end; ++i) out[i] = static_cast<T>(static_cast<float>(out[i]) + static_cast<float>(in[k][i]));
 }
-
-template <typename T>
-void few_channel_conv(const at::Tensor& x, at::Tensor& out, const at::Tensor& weight, const std::vector<float>& bias,
-                      const std::vector<int64_t>& s, const std::vector<int64_t>& p, const std::vector<int64_t>& d) {
-  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  const int64_t outputs = out.size(1), oh = out.size(2), ow = out.size(3), kh = weight.size(1), kw = weight.size(2);
-  const T* in = x.data_ptr<T>();
-  T* dst = out.data_ptr<T>();
-  const float* wt = weight.data_ptr<float>();
-  at::parallel_for(0, n * oh, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / oh, y = row % oh;
-      for (int64_t xo = 0; xo < ow; ++xo)
-        few_channel_pixel(in + b * h * w * c, h, w, c, wt, outputs, kh, kw, y * s[0] - p[0], xo * s[1] - p[1], d[0],
-                          d[1], bias.data(), dst + (row * ow + xo) * outputs);
-    }
-  });
-}
-
-}  // namespace
-
-at::Tensor FewChannelConv::run(const at::Tensor& x) const {
-  auto in = x.contiguous(at::MemoryFormat::ChannelsLast);
-  TORCH_CHECK(in.size(1) == weight_.size(3), "FewChannelConv: input has ", in.size(1), " channels, weight ",
-              weight_.size(3));
-  const int64_t kh = weight_.size(1), kw = weight_.size(2);
-  const int64_t oh = (in.size(2) + 2 * padding_[0] - dilation_[0] * (kh - 1) - 1) / stride_[0] + 1;
-  const int64_t ow = (in.size(3) + 2 * padding_[1] - dilation_[1] * (kw - 1) - 1) / stride_[1] + 1;
-  auto out = at::empty({in.size(0), weight_.size(0), oh, ow}, in.options().memory_format(at::MemoryFormat::ChannelsLast));
-  if (in.scalar_type() == at::kFloat)
-    few_channel_conv<float>(in, out, weight_, bias_, stride_, padding_, dilation_);
-  else if (in.scalar_type() == at::kBFloat16)
-    few_channel_conv<at::BFloat16>(in, out, weight_, bias_, stride_, padding_, dilation_);
-  else
-    TORCH_CHECK(false, "FewChannelConv: unsupported dtype ", in.scalar_type());
-  return out;
-}
-
-namespace {
 
 template <typename T>
 void sum_kernel(const std::vector<const T*>& in, T* out, int64_t numel) {
-  at::parallel_for(0, numel, 16384, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      float acc = static_cast<float>(in[0][i]);
-      for (size_t k = 1; k < in.size(); ++k) acc += static_cast<float>(in[k][i]);
-      out[i] = static_cast<T>(acc);
-    }
-  });
+  at::parallel_for(0, numel, 16384,
+                   [&](int64_t begin, int64_t end) { sum_range(in.data(), in.size(), out, begin, end); });
 }
 
 }  // namespace
@@ -244,17 +166,21 @@ at::Tensor sum_tensors(const std::vector<at::Tensor>& xs) {
 namespace {
 
 template <typename T>
+SMP_VECTOR_CLONES void affine_range(const T* x, T* y, const float* scale, const float* shift, int64_t channels,
+                                    bool relu, int64_t begin, int64_t end) {
+  const float floor = relu ? 0.f : -std::numeric_limits<float>::infinity();
+  for (int64_t p = begin; p < end; ++p) {
+    const T* in = x + p * channels;
+    T* out = y + p * channels;
+    for (int64_t c = 0; c < channels; ++c) out[c] = static_cast<T>(std::max(static_cast<float>(in[c]) * scale[c] + shift[c], floor));
+  }
+}
+
+template <typename T>
 void affine_kernel(const T* x, T* y, const float* scale, const float* shift, int64_t pixels, int64_t channels,
                    bool relu) {
   at::parallel_for(0, pixels, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      const T* in = x + p * channels;
-      T* out = y + p * channels;
-      for (int64_t c = 0; c < channels; ++c) {
-        float v = static_cast<float>(in[c]) * scale[c] + shift[c];
-        out[c] = static_cast<T>(relu && v < 0.f ? 0.f : v);
-      }
-    }
+    affine_range(x, y, scale, shift, channels, relu, begin, end);
   });
 }
 

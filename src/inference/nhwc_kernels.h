@@ -25,22 +25,6 @@ struct CatPart {
 // [N, sum C, H, W] channels-last in the parts' dtype (they must share it).
 at::Tensor cat_channels_last(const std::vector<CatPart>& parts, int64_t height, int64_t width);
 
-// A convolution with few output channels (segmentation heads: 1 to 4 classes), where oneDNN's
-// kernels, built for wide outputs, run far below their speed: a direct loop over channels-last input.
-// weight [O, I, kh, kw] float32, bias [O] or undefined; stride, padding, dilation: two each.
-class FewChannelConv {
- public:
-  static constexpr int64_t kMaxOutputs = 4;
-  FewChannelConv(const at::Tensor& weight, const at::Tensor& bias, std::vector<int64_t> stride,
-                 std::vector<int64_t> padding, std::vector<int64_t> dilation);
-  at::Tensor run(const at::Tensor& x) const;  // [N, I, H, W] -> [N, O, OH, OW] channels-last, x's dtype
-
- private:
-  at::Tensor weight_;  // [O, kh, kw, I] float32
-  std::vector<float> bias_;
-  std::vector<int64_t> stride_, padding_, dilation_;
-};
-
 // The elementwise sum of same-shaped tensors (what stack(xs).sum(0) computes), in one pass, in the
 // memory format of the first.
 at::Tensor sum_tensors(const std::vector<at::Tensor>& xs);
