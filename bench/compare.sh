@@ -67,10 +67,12 @@ if [ "${SMP_BENCH_TRAIN:-1}" = 1 ]; then
   echo "| training step, Unet tu-resnet18, 8x3x256x256 | ms | Python smp ms | Python / smp-cpp |"
   echo "|---|---|---|---|"
   py=$(/usr/bin/python3 "$here/python_reference.py" train "$threads" 5 | field median_ms)
-  for precision in float32 bfloat16; do
-    [ "$precision" = bfloat16 ] && [ "$bf16" = 0 ] && continue
-    cpp=$(SMP_TRAIN_PRECISION=$precision "$build/bench/smp_bench" --benchmark_filter=BM_UnetResnet18TrainStep256 \
-          --benchmark_format=csv 2>/dev/null | awk -F, '/_median/ {print $3}')
-    echo "| smp-cpp $precision | $cpp | $py | $(ratio "$py" "$cpp") |"
+  for row in "float32:BM_UnetResnet18TrainStep256/" "float32 channels_last:BM_UnetResnet18TrainStep256ChannelsLast/" \
+             "bfloat16 channels_last:BM_UnetResnet18TrainStep256Bf16/"; do
+    label=${row%%:*} filter=${row#*:}
+    [ "$label" != "${label#bfloat16}" ] && [ "$bf16" = 0 ] && continue
+    cpp=$("$build/bench/smp_bench" --benchmark_filter="$filter" --benchmark_format=csv 2>/dev/null |
+          awk -F, '/_median/ {print $3}')
+    echo "| smp-cpp $label | $cpp | $py | $(ratio "$py" "$cpp") |"
   done
 fi

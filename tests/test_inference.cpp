@@ -106,6 +106,58 @@ TEST(Inference, ResizingsMergeIntoTheConcatenationExactly) {
   EXPECT_LT(rel_err(program->run(a)[0], f(a)), 1e-6);
 }
 
+// A fused residual add writes its result into the residual's storage only when nothing reads the
+// residual afterwards (and never into the caller's input).
+TEST(Inference, AResidualReadLaterIsNotOverwritten) {
+  torch::manual_seed(0);
+  torch::nn::Conv2d a(torch::nn::Conv2dOptions(4, 4, 3).padding(1)), b(torch::nn::Conv2dOptions(4, 4, 1));
+  torch::nn::Sequential holder(a, b);
+  auto f = [&](const torch::Tensor& x) {
+    auto r = a(x);
+    auto y = b(r) + r;  // r is read again below
+    auto z = b(y) + y;  // y is not: z may take y's storage
+    return std::vector<torch::Tensor>{z * r, b(x) + x};  // x: the caller's tensor
+  };
+  auto x = torch::randn({1, 4, 6, 6}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto before = x.clone();
+  torch::NoGradGuard no_grad;
+  smp::inference::CompiledModule cm(*holder, f, at::kFloat, 4);
+  const auto program = cm.program_for(x);
+  EXPECT_EQ(program->stats().fused_adds, 3);
+  const auto got = program->run(x), want = f(x);
+  EXPECT_TRUE(torch::equal(x, before));
+  EXPECT_LT(rel_err(got[0], want[0]), 1e-5);
+  EXPECT_LT(rel_err(got[1], want[1]), 1e-5);
+}
+
+// Unet decoder blocks: conv3x3(cat(upsample2x(x), skip, empty)) -> BN -> ReLU, and a block with no
+// skip; both convolutions read their inputs in parts (the upsampled one as a transposed convolution).
+TEST(Inference, ConvolutionsOverUpsampledConcatenationsReadTheirParts) {
+  torch::manual_seed(0);
+  torch::nn::Conv2d conv1(torch::nn::Conv2dOptions(7, 6, 3).padding(1).bias(false));
+  torch::nn::Conv2d conv2(torch::nn::Conv2dOptions(6, 4, 3).padding(1));
+  torch::nn::BatchNorm2d bn(6);
+  bn->running_mean.uniform_(-0.5, 0.5);
+  bn->running_var.uniform_(0.5, 1.5);
+  torch::nn::Sequential holder(conv1, conv2, bn);
+  holder->eval();
+  auto skip = torch::randn({1, 3, 10, 14});
+  namespace F = torch::nn::functional;
+  const auto up = F::InterpolateFuncOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest);
+  auto f = [&](const torch::Tensor& x) {  // x [1, 4, 5, 7]
+    auto y = torch::relu(bn(conv1(torch::cat({F::interpolate(x, up), skip, torch::zeros({1, 0, 10, 14})}, 1))));
+    return torch::sigmoid(conv2(F::interpolate(y, up)));
+  };
+  auto x = torch::randn({1, 4, 5, 7});
+  torch::NoGradGuard no_grad;
+  auto cm = compiled(*holder, f);
+  const auto program = cm.program_for(x);
+  EXPECT_EQ(program->stats().convolutions_in_parts, 2);
+  EXPECT_EQ(program->stats().channel_concats, 0);
+  EXPECT_EQ(program->stats().fused_activations, 2);
+  EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
+}
+
 TEST(Inference, LinearLayersAttentionAndScalesRunAsOneDnnProducts) {
   torch::manual_seed(0);
   torch::nn::Linear qkv(16, 48), proj(16, 16), fc1(16, 32), fc2(32, 16);

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <limits>
 #include <optional>
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -32,6 +33,10 @@ struct Program::Step {
   std::function<void(std::vector<IValue>&)> run;
   std::vector<int> reads;
   std::vector<int> release;  // slots whose last reader this step is
+  // A slot the step may take its tensor from (to write its result into) when it is the last reader;
+  // `last_reader` is set once the releases are planned.
+  int consumes = -1;
+  std::shared_ptr<bool> last_reader;
 };
 
 Program::~Program() = default;
@@ -39,10 +44,10 @@ Program::~Program() = default;
 std::string CompileStats::summary() const {
   return fmt::format(
       "{} convolutions and {} matrix products as oneDNN primitives ({} BatchNorms folded, {} activations and {} "
-      "residual adds fused), {} resizings merged into {} channel concatenations, {} BatchNorms as affine maps, {} "
-      "ATen ops",
-      convolutions, matmuls, folded_norms, fused_activations, fused_adds, fused_upsamplings, channel_concats, affine_norms,
-      aten_ops);
+      "residual adds fused), {} resizings merged into the op that reads them, {} channel concatenations, {} "
+      "convolutions reading their concatenated or upsampled input in parts, {} BatchNorms as affine maps, {} ATen ops",
+      convolutions, matmuls, folded_norms, fused_activations, fused_adds, fused_upsamplings, channel_concats,
+      convolutions_in_parts, affine_norms, aten_ops);
 }
 
 namespace {
@@ -129,6 +134,16 @@ struct ProductGroup {
   std::vector<PostOp> post_ops;
   Value* residual = nullptr;
   Value* output = nullptr;
+  // A convolution that reads a channel concatenation (or a single nearest upsampling by 2) in place of
+  // its input: one primitive per part of the concatenation, each adding into the previous one's
+  // result, upsampled parts as transposed convolutions of the small tensor.
+  struct InputPart {
+    Value* source;
+    int64_t channels;
+    bool upsampled;
+    int64_t first_channel;  // in the concatenation
+  };
+  std::vector<InputPart> input_parts;
   // Where the group runs: at its head, or at its last node when the residual is computed after the
   // head (then nothing may write to the head's input in between).
   Node* anchor = nullptr;
@@ -286,6 +301,16 @@ std::optional<Affine> parse_eval_batch_norm(const Node* n) {
   a.scale = weight->to(at::kDouble) / (var->to(at::kDouble) + *eps).sqrt();
   a.shift = bias->to(at::kDouble) - mean->to(at::kDouble) * a.scale;
   return a;
+}
+
+// The residual of a fused add: moved out of its slot when the step is the slot's last reader, so
+// that the product can write its result into it.
+at::Tensor residual_operand(std::vector<IValue>& v, int slot, bool last_reader) {
+  if (slot < 0) return at::Tensor();
+  if (!last_reader) return v[slot].toTensor();
+  auto t = std::move(v[slot]).toTensor();
+  v[slot] = IValue();
+  return t;
 }
 
 bool is_add(const Node* n) {
@@ -478,6 +503,43 @@ class Compiler {
         affines_.emplace(n, std::move(g));
       }
     }
+    for (auto& [head, g] : products_) read_input_in_parts(g);
+  }
+
+  // A 3x3 convolution over a concatenation that has nearest-upsampled-by-2 parts (Unet-style decoder
+  // blocks), or over one such upsampling: the concatenation and the upsampled copies are never made.
+  void read_input_in_parts(ProductGroup& g) {
+    const auto& geo = g.geometry;
+    if (g.kind != ProductGroup::Kind::kConv || g.residual || g.weight.size(2) != 3 || g.weight.size(3) != 3 ||
+        geo.stride != std::vector<int64_t>{1, 1} || geo.padding != std::vector<int64_t>{1, 1} ||
+        geo.dilation != std::vector<int64_t>{1, 1} || geo.groups != 1 || g.head->input(0)->uses().size() != 1)
+      return;
+    Node* producer = g.head->input(0)->node();
+    auto it = cats_.find(producer);
+    if (it == cats_.end()) return;
+    const auto out = *static_sizes(g.head->input(0));
+    int64_t channel = 0;
+    std::vector<ProductGroup::InputPart> parts;
+    for (size_t i = 0; i < it->second.sources.size(); ++i) {
+      Value* source = it->second.sources[i];
+      const auto in = static_sizes(source);
+      if (!in || it->second.parts[i].mode != CatPart::Mode::kNearest) return;
+      const bool same = (*in)[2] == out[2] && (*in)[3] == out[3];
+      const bool upsampled = 2 * (*in)[2] == out[2] && 2 * (*in)[3] == out[3];
+      if (!same && !upsampled) return;
+      if ((*in)[1] == 0) continue;  // an encoder's empty (dummy) feature
+      parts.push_back({source, (*in)[1], upsampled, channel});
+      channel += (*in)[1];
+    }
+    // The transposed convolution runs first (it cannot add into an earlier part's result).
+    auto upsampled_parts = std::count_if(parts.begin(), parts.end(), [](const auto& p) { return p.upsampled; });
+    if (upsampled_parts != 1) return;
+    std::stable_partition(parts.begin(), parts.end(), [](const auto& p) { return p.upsampled; });
+    g.input_parts = std::move(parts);
+    ++stats_.convolutions_in_parts;
+    if (is_resize(producer)) ++stats_.fused_upsamplings;
+    cats_.erase(it);
+    absorbed_.insert(producer);
   }
 
   // stack(list, 0).sum(0) over same-shaped float tensors -> one elementwise pass.
@@ -544,8 +606,11 @@ class Compiler {
     return s;
   }
 
-  void add_step(std::string name, std::function<void(std::vector<IValue>&)> run, std::vector<int> reads) {
-    program_->steps_.push_back({std::move(name), std::move(run), std::move(reads), {}});
+  // `consumes`: a slot whose tensor the step may take over when it is that slot's last reader
+  // (`last_reader` is set then, once the releases are planned).
+  void add_step(std::string name, std::function<void(std::vector<IValue>&)> run, std::vector<int> reads,
+                int consumes = -1, std::shared_ptr<bool> last_reader = nullptr) {
+    program_->steps_.push_back({std::move(name), std::move(run), std::move(reads), {}, consumes, std::move(last_reader)});
   }
 
   void emit(Node* n) {
@@ -565,33 +630,76 @@ class Compiler {
     const int x = slot(input), residual = g.residual ? slot(g.residual) : -1, out = slot(g.output);
     auto reads = residual >= 0 ? std::vector<int>{x, residual} : std::vector<int>{x};
     const auto sizes = *static_sizes(input);
+    auto last_reader = std::make_shared<bool>(false);
+    auto take_residual = [residual, last_reader](std::vector<IValue>& v) {
+      return residual_operand(v, residual, *last_reader);
+    };
     if (g.kind == ProductGroup::Kind::kBatched) {
       const int y = slot(g.head->input(1));
       reads.push_back(y);
       auto mm = std::make_shared<BatchedMatmul>(sizes, *static_sizes(g.head->input(1)), dtype_, g.post_ops);
       add_step("matmul (activations)",
-               [mm, x, y, residual, out](std::vector<IValue>& v) {
-                 v[out] = mm->run(v[x].toTensor(), v[y].toTensor(), residual >= 0 ? v[residual].toTensor() : at::Tensor());
+               [mm, x, y, out, take_residual](std::vector<IValue>& v) {
+                 auto a = v[x].toTensor(), b = v[y].toTensor();
+                 v[out] = mm->run(a, b, take_residual(v));
                },
-               reads);
+               reads, residual, last_reader);
       ++stats_.matmuls;
+    } else if (g.kind == ProductGroup::Kind::kConv && !g.input_parts.empty()) {
+      emit_conv_in_parts(g);
+      return;
     } else if (g.kind == ProductGroup::Kind::kConv) {
       auto conv = std::make_shared<FusedConv>(g.weight, g.bias, g.geometry, sizes, dtype_, g.post_ops);
       add_step(fmt::format("conv {}x{} {}->{}", g.weight.size(2), g.weight.size(3), g.weight.size(1), g.weight.size(0)),
-               [conv, x, residual, out](std::vector<IValue>& v) {
-                 v[out] = conv->run(v[x].toTensor(), residual >= 0 ? v[residual].toTensor() : at::Tensor());
+               [conv, x, out, take_residual](std::vector<IValue>& v) {
+                 auto a = v[x].toTensor();
+                 v[out] = conv->run(a, take_residual(v));
                },
-               reads);
+               reads, residual, last_reader);
       ++stats_.convolutions;
     } else {
       auto mm = std::make_shared<FusedMatmul>(g.weight, g.bias, sizes, dtype_, g.post_ops);
       add_step(fmt::format("matmul {}->{}", g.weight.size(0), g.weight.size(1)),
-               [mm, x, residual, out](std::vector<IValue>& v) {
-                 v[out] = mm->run(v[x].toTensor(), residual >= 0 ? v[residual].toTensor() : at::Tensor());
+               [mm, x, out, take_residual](std::vector<IValue>& v) {
+                 auto a = v[x].toTensor();
+                 v[out] = mm->run(a, take_residual(v));
                },
-               reads);
+               reads, residual, last_reader);
       ++stats_.matmuls;
     }
+  }
+
+  // One convolution per input part, each adding its result into the previous part's (which it
+  // consumes); the bias and the group's post-ops go with the last.
+  void emit_conv_in_parts(const ProductGroup& g) {
+    int previous = -1;
+    for (size_t i = 0; i < g.input_parts.size(); ++i) {
+      const auto& part = g.input_parts[i];
+      const bool last = i + 1 == g.input_parts.size();
+      auto geometry = g.geometry;
+      geometry.upsampled_input = part.upsampled;
+      std::vector<PostOp> post_ops;
+      if (previous >= 0) post_ops.push_back({PostOp::Kind::kAdd});
+      if (last) post_ops.insert(post_ops.end(), g.post_ops.begin(), g.post_ops.end());
+      const auto weight = g.weight.narrow(1, part.first_channel, part.channels).contiguous();
+      auto conv = std::make_shared<FusedConv>(weight, last ? g.bias : at::Tensor(), geometry,
+                                              *static_sizes(part.source), dtype_, post_ops);
+      const int x = slot(part.source), out = last ? slot(g.output) : temporary_slot(), residual = previous;
+      auto last_reader = std::make_shared<bool>(false);
+      add_step(fmt::format("conv 3x3 {}->{}{}", part.channels, weight.size(0), part.upsampled ? " (upsampled input)" : ""),
+               [conv, x, out, residual, last_reader](std::vector<IValue>& v) {
+                 auto a = v[x].toTensor();
+                 v[out] = conv->run(a, residual_operand(v, residual, *last_reader));
+               },
+               residual >= 0 ? std::vector<int>{x, residual} : std::vector<int>{x}, residual, last_reader);
+      previous = out;
+    }
+    ++stats_.convolutions;
+  }
+
+  int temporary_slot() {
+    program_->initial_.emplace_back();
+    return static_cast<int>(program_->initial_.size()) - 1;
   }
 
   void emit_cat(Node* n, const CatGroup& g) {
@@ -737,7 +845,10 @@ class Compiler {
       for (int s : steps[i].reads) last[s] = i;
     std::unordered_set<int> keep(program_->output_slots_.begin(), program_->output_slots_.end());
     for (const auto& [s, i] : last)
-      if (!keep.count(s) && !program_->constant_slots_.count(s)) steps[i].release.push_back(s);
+      if (!keep.count(s) && !program_->constant_slots_.count(s)) {
+        steps[i].release.push_back(s);
+        if (steps[i].consumes == s) *steps[i].last_reader = true;
+      }
   }
 
   std::shared_ptr<Graph> graph_;

@@ -23,8 +23,9 @@ struct CompileStats {
   int folded_norms = 0;          // BatchNorms folded into a convolution's weights
   int fused_activations = 0;     // activations and constant scales run as a post-op
   int fused_adds = 0;            // residual adds run as a convolution's post-op
-  int fused_upsamplings = 0;     // resizings written straight into a concatenation
+  int fused_upsamplings = 0;     // resizings done by the concatenation or convolution reading them
   int channel_concats = 0;       // concatenations by the channels-last kernel
+  int convolutions_in_parts = 0;  // convolutions reading a concatenation/upsampling part by part
   int affine_norms = 0;          // BatchNorms without a convolution to fold into (channels-last kernel)
   int aten_ops = 0;              // steps run as the traced ATen op
   std::string summary() const;

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <unordered_map>
 
 namespace smp::inference {
@@ -48,20 +49,22 @@ void append_activation(dnnl::post_ops& ops, const PostOp& op) {
   }
 }
 
-// The post-op chain; returns the execution argument of the residual (-1 without one).
-int build_post_ops(const std::vector<PostOp>& post_ops, const memory::desc& residual_md, dnnl::primitive_attr& attr) {
+// The post-op chain; returns whether it adds a residual. The residual is added as oneDNN's sum
+// post-op: the destination holds it when the primitive starts, and the result overwrites it.
+bool build_post_ops(const std::vector<PostOp>& post_ops, dnnl::primitive_attr& attr) {
   dnnl::post_ops ops;
-  int residual_arg = -1;
+  bool adds = false;
   for (const auto& op : post_ops) {
     if (op.kind == PostOp::Kind::kActivation) {
       append_activation(ops, op);
     } else {
-      residual_arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len()) | DNNL_ARG_SRC_1;
-      ops.append_binary(dnnl::algorithm::binary_add, residual_md);
+      TORCH_CHECK(!adds, "oneDNN product: at most one fused residual add");
+      ops.append_sum(1.f);
+      adds = true;
     }
   }
   attr.set_post_ops(ops);
-  return residual_arg;
+  return adds;
 }
 
 // Packs `weight` (dims `dims`, its own strides) into the layout `packed` describes.
@@ -93,7 +96,7 @@ struct Prepared {
   at::Tensor bias;  // float32; owns the data `bias_memory` points at
   memory bias_memory;
   memory::desc src_md, dst_md;
-  int residual_arg = -1;  // DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1 of the add, or -1
+  bool adds_residual = false;
   std::vector<int64_t> input_sizes, output_sizes;
   at::ScalarType dtype = at::kFloat;
 
@@ -108,33 +111,57 @@ struct Prepared {
                 at::IntArrayRef(input_sizes), ", got ", x.sizes());
   }
 
-  // src and out dense in `format`, as src_md and dst_md describe them; `weights_now` for products
-  // whose second operand is an activation.
-  void execute(const at::Tensor& src, const at::Tensor& out, const at::Tensor& residual, at::MemoryFormat format,
-               const memory* weights_now = nullptr) const {
+  // The output tensor: new, or with a residual add the residual itself when nothing else holds it
+  // (its storage is then overwritten by the result), else a copy of it.
+  at::Tensor destination(at::Tensor residual, const at::TensorOptions& options, at::MemoryFormat format) const {
+    if (!adds_residual) return at::empty(output_sizes, options.memory_format(format));
+    TORCH_CHECK(residual.defined() && residual.sizes() == at::IntArrayRef(output_sizes), "fused residual has shape ",
+                residual.defined() ? residual.sizes() : at::IntArrayRef(), ", output ", at::IntArrayRef(output_sizes));
+    if (residual.use_count() == 1 && residual.storage().use_count() == 1 && residual.scalar_type() == dtype &&
+        residual.is_contiguous(format))
+      return residual;
+    auto out = at::empty(output_sizes, options.memory_format(format));
+    out.copy_(residual);
+    return out;
+  }
+
+  // src and out dense, as src_md and dst_md describe them; `weights_now` for products whose second
+  // operand is an activation.
+  void execute(const at::Tensor& src, const at::Tensor& out, const memory* weights_now = nullptr) const {
     auto& engine = cpu_engine();
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(src_md, engine, src.data_ptr())},
                                          {DNNL_ARG_WEIGHTS, weights_now ? *weights_now : weights},
                                          {DNNL_ARG_DST, memory(dst_md, engine, out.data_ptr())}};
     if (bias.defined()) args.emplace(DNNL_ARG_BIAS, bias_memory);
-    at::Tensor added;
-    if (residual_arg >= 0) {
-      added = residual.to(dtype).contiguous(format);
-      TORCH_CHECK(added.sizes() == out.sizes(), "fused residual has shape ", added.sizes(), ", output ", out.sizes());
-      args.emplace(residual_arg, memory(dst_md, engine, added.data_ptr()));
-    }
     dnnl::stream stream(engine);
     primitive.execute(stream, args);
     stream.wait();
   }
 };
 
-struct FusedConv::State : Prepared {};
+struct FusedConv::State : Prepared {
+  std::optional<dnnl::binary> epilogue;  // bias and post-ops of a transposed convolution, in place
+  at::Tensor epilogue_bias;
+  memory epilogue_bias_memory;
+};
 struct FusedMatmul::State : Prepared {};
 struct BatchedMatmul::State : Prepared {
   memory::desc b_md;
   std::vector<int64_t> b_sizes;
 };
+
+namespace {
+
+// The 4x4 kernel of the stride-2 transposed convolution equal to a 3x3 convolution over the
+// nearest-upsampled input: along each axis, output 2m reads inputs m-1 (tap 0) and m (taps 1, 2),
+// output 2m+1 inputs m (taps 0, 1) and m+1 (tap 2); transposed tap k takes input m at output 2m-1+k.
+at::Tensor upsampled_conv_as_transposed(const at::Tensor& weight) {
+  TORCH_CHECK(weight.size(2) == 3 && weight.size(3) == 3, "upsampled-input convolution must be 3x3");
+  const auto taps = at::tensor({0., 0., 1., 0., 1., 1., 1., 1., 0., 1., 0., 0.}, at::kDouble).view({4, 3});
+  return at::einsum("ak,oikl,bl->oiab", {taps, weight.to(at::kDouble), taps}).to(at::kFloat);
+}
+
+}  // namespace
 
 FusedConv::FusedConv(const at::Tensor& weight, const at::Tensor& bias, const ConvGeometry& g,
                      at::IntArrayRef input_sizes, at::ScalarType dtype, std::vector<PostOp> post_ops)
@@ -144,46 +171,76 @@ FusedConv::FusedConv(const at::Tensor& weight, const at::Tensor& bias, const Con
   s.input_sizes = input_sizes.vec();
   const int64_t n = input_sizes[0], h = input_sizes[2], w = input_sizes[3];
   const int64_t out_channels = weight.size(0), kh = weight.size(2), kw = weight.size(3);
-  const int64_t oh = (h + 2 * g.padding[0] - g.dilation[0] * (kh - 1) - 1) / g.stride[0] + 1;
-  const int64_t ow = (w + 2 * g.padding[1] - g.dilation[1] * (kw - 1) - 1) / g.stride[1] + 1;
+  const bool transposed = g.upsampled_input;
+  TORCH_CHECK(!transposed || (g.stride == std::vector<int64_t>{1, 1} && g.padding == std::vector<int64_t>{1, 1} &&
+                              g.dilation == std::vector<int64_t>{1, 1} && g.groups == 1),
+              "upsampled-input convolution must have stride 1, padding 1, dilation 1 and one group");
+  const int64_t oh = transposed ? 2 * h : (h + 2 * g.padding[0] - g.dilation[0] * (kh - 1) - 1) / g.stride[0] + 1;
+  const int64_t ow = transposed ? 2 * w : (w + 2 * g.padding[1] - g.dilation[1] * (kw - 1) - 1) / g.stride[1] + 1;
   s.output_sizes = {n, out_channels, oh, ow};
 
   const auto dt = dnnl_type(dtype);
   s.src_md = memory::desc({input_sizes[0], input_sizes[1], h, w}, dt, Tag::nhwc);
   s.dst_md = memory::desc({n, out_channels, oh, ow}, dt, Tag::nhwc);
-  memory::dims weight_dims = {out_channels, weight.size(1), kh, kw};
+  const at::Tensor kernel = transposed ? upsampled_conv_as_transposed(weight) : weight;
+  memory::dims weight_dims = {out_channels, weight.size(1), kernel.size(2), kernel.size(3)};
   if (g.groups > 1) weight_dims = {g.groups, out_channels / g.groups, weight.size(1), kh, kw};
   const memory::desc any_weights(weight_dims, dt, Tag::any);
   const memory::desc bias_md({out_channels}, memory::data_type::f32, Tag::a);
 
   dnnl::primitive_attr attr;
-  s.residual_arg = build_post_ops(post_ops, s.dst_md, attr);
-  const memory::dims strides = {g.stride[0], g.stride[1]}, padding = {g.padding[0], g.padding[1]},
-                     dilation = {g.dilation[0] - 1, g.dilation[1] - 1};
+  s.adds_residual = build_post_ops(post_ops, attr);
   auto& engine = cpu_engine();
-  auto desc = bias.defined()
-                  ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                    dnnl::algorithm::convolution_direct, s.src_md, any_weights,
-                                                    bias_md, s.dst_md, strides, dilation, padding, padding)
-                  : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                    dnnl::algorithm::convolution_direct, s.src_md, any_weights,
-                                                    s.dst_md, strides, dilation, padding, padding);
-  const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine);
-  s.primitive = dnnl::convolution_forward(pd);
-
-  s.weights = pack(weight, weight_dims, pd.weights_desc(), dtype);
+  const auto kind = dnnl::prop_kind::forward_inference;
+  if (transposed) {
+    // oneDNN 2.6 applies a transposed convolution's bias and post-ops in a slow reference loop, so the
+    // primitive runs bare and a channels-last binary primitive adds the bias and runs the post-ops
+    // in place.
+    TORCH_CHECK(!s.adds_residual, "upsampled-input convolution cannot add a residual");
+    const memory::dims strides = {2, 2}, padding = {1, 1};
+    const dnnl::deconvolution_forward::primitive_desc pd(
+        dnnl::deconvolution_forward::desc(kind, dnnl::algorithm::deconvolution_direct, s.src_md, any_weights, s.dst_md,
+                                          strides, padding, padding),
+        engine);
+    s.primitive = dnnl::deconvolution_forward(pd);
+    s.weights = pack(kernel, weight_dims, pd.weights_desc(), dtype);
+    s.epilogue_bias = bias.defined() ? bias.to(at::kFloat).contiguous() : at::zeros({out_channels}, at::kFloat);
+    const memory::desc channel_md({1, out_channels, 1, 1}, memory::data_type::f32, Tag::nhwc);
+    s.epilogue = dnnl::binary(dnnl::binary::primitive_desc(
+        dnnl::binary::desc(dnnl::algorithm::binary_add, s.dst_md, channel_md, s.dst_md), attr, engine));
+    s.epilogue_bias_memory = memory(channel_md, engine, s.epilogue_bias.data_ptr());
+    return;
+  } else {
+    const memory::dims strides = {g.stride[0], g.stride[1]}, padding = {g.padding[0], g.padding[1]},
+                       dilation = {g.dilation[0] - 1, g.dilation[1] - 1};
+    const auto algorithm = dnnl::algorithm::convolution_direct;
+    auto desc = bias.defined() ? dnnl::convolution_forward::desc(kind, algorithm, s.src_md, any_weights, bias_md,
+                                                                 s.dst_md, strides, dilation, padding, padding)
+                               : dnnl::convolution_forward::desc(kind, algorithm, s.src_md, any_weights, s.dst_md,
+                                                                 strides, dilation, padding, padding);
+    const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine);
+    s.primitive = dnnl::convolution_forward(pd);
+    s.weights = pack(kernel, weight_dims, pd.weights_desc(), dtype);
+  }
   s.set_bias(bias, bias_md);
 }
 
 FusedConv::~FusedConv() = default;
 
-at::Tensor FusedConv::run(const at::Tensor& x, const at::Tensor& residual) const {
+at::Tensor FusedConv::run(const at::Tensor& x, at::Tensor residual) const {
   const auto& s = *state_;
   s.check_input(x, "convolution");
   const auto format = at::MemoryFormat::ChannelsLast;
   auto src = x.to(s.dtype).contiguous(format);
-  auto out = at::empty(s.output_sizes, src.options().memory_format(format));
-  s.execute(src, out, residual, format);
+  auto out = s.destination(std::move(residual), src.options(), format);
+  s.execute(src, out);
+  if (s.epilogue) {
+    auto& engine = cpu_engine();
+    const memory dst(s.dst_md, engine, out.data_ptr());
+    dnnl::stream stream(engine);
+    s.epilogue->execute(stream, {{DNNL_ARG_SRC_0, dst}, {DNNL_ARG_SRC_1, s.epilogue_bias_memory}, {DNNL_ARG_DST, dst}});
+    stream.wait();
+  }
   return out;
 }
 
@@ -204,7 +261,7 @@ FusedMatmul::FusedMatmul(const at::Tensor& weight, const at::Tensor& bias, at::I
   s.dst_md = memory::desc({m, n}, dt, Tag::ab);
   const memory::desc any_weights({k, n}, dt, Tag::any), bias_md({1, n}, memory::data_type::f32, Tag::ab);
   dnnl::primitive_attr attr;
-  s.residual_arg = build_post_ops(post_ops, s.dst_md, attr);
+  s.adds_residual = build_post_ops(post_ops, attr);
   auto& engine = cpu_engine();
   auto desc = bias.defined() ? dnnl::matmul::desc(s.src_md, any_weights, bias_md, s.dst_md)
                              : dnnl::matmul::desc(s.src_md, any_weights, s.dst_md);
@@ -216,12 +273,12 @@ FusedMatmul::FusedMatmul(const at::Tensor& weight, const at::Tensor& bias, at::I
 
 FusedMatmul::~FusedMatmul() = default;
 
-at::Tensor FusedMatmul::run(const at::Tensor& x, const at::Tensor& residual) const {
+at::Tensor FusedMatmul::run(const at::Tensor& x, at::Tensor residual) const {
   const auto& s = *state_;
   s.check_input(x, "matmul");
   auto src = x.to(s.dtype).contiguous();
-  auto out = at::empty(s.output_sizes, src.options());
-  s.execute(src, out, residual, at::MemoryFormat::Contiguous);
+  auto out = s.destination(std::move(residual), src.options(), at::MemoryFormat::Contiguous);
+  s.execute(src, out);
   return out;
 }
 
@@ -247,22 +304,22 @@ BatchedMatmul::BatchedMatmul(at::IntArrayRef a_sizes, at::IntArrayRef b_sizes, a
   s.b_md = plain_md(s.b_sizes, dt);
   s.dst_md = plain_md(s.output_sizes, dt);
   dnnl::primitive_attr attr;
-  s.residual_arg = build_post_ops(post_ops, s.dst_md, attr);
+  s.adds_residual = build_post_ops(post_ops, attr);
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(s.src_md, s.b_md, s.dst_md), attr, cpu_engine());
   s.primitive = dnnl::matmul(pd);
 }
 
 BatchedMatmul::~BatchedMatmul() = default;
 
-at::Tensor BatchedMatmul::run(const at::Tensor& a, const at::Tensor& b, const at::Tensor& residual) const {
+at::Tensor BatchedMatmul::run(const at::Tensor& a, const at::Tensor& b, at::Tensor residual) const {
   const auto& s = *state_;
   s.check_input(a, "matmul");
   TORCH_CHECK(b.sizes() == at::IntArrayRef(s.b_sizes), "compiled matmul expects a right operand ",
               at::IntArrayRef(s.b_sizes), ", got ", b.sizes());
   auto lhs = a.to(s.dtype).contiguous(), rhs = b.to(s.dtype).contiguous();
-  auto out = at::empty(s.output_sizes, lhs.options());
+  auto out = s.destination(std::move(residual), lhs.options(), at::MemoryFormat::Contiguous);
   const memory right(s.b_md, cpu_engine(), rhs.data_ptr());
-  s.execute(lhs, out, residual, at::MemoryFormat::Contiguous, &right);
+  s.execute(lhs, out, &right);
   return out;
 }
 

@@ -28,6 +28,10 @@ struct PostOp {
 struct ConvGeometry {
   std::vector<int64_t> stride, padding, dilation;  // two each
   int64_t groups = 1;
+  // A 3x3 convolution (stride 1, padding 1) that reads its input nearest-upsampled by 2: run as the
+  // equivalent 4x4 stride-2 transposed convolution of the small input, 16 instead of 36 products
+  // per input pixel and no upsampled copy.
+  bool upsampled_input = false;
 };
 
 class FusedConv {
@@ -38,8 +42,9 @@ class FusedConv {
             at::IntArrayRef input_sizes, at::ScalarType dtype, std::vector<PostOp> post_ops);
   ~FusedConv();
   // x [N, I, H, W] (converted to channels-last `dtype` when it is not), `residual` the tensor of the
-  // kAdd post-op (output shape) or undefined. Returns [N, O, OH, OW], channels-last.
-  at::Tensor run(const at::Tensor& x, const at::Tensor& residual) const;
+  // kAdd post-op (output shape) or undefined; when `residual` is its storage's only holder, the result
+  // is written into it. Returns [N, O, OH, OW], channels-last.
+  at::Tensor run(const at::Tensor& x, at::Tensor residual) const;
 
  private:
   struct State;
@@ -54,7 +59,7 @@ class FusedMatmul {
               std::vector<PostOp> post_ops);
   ~FusedMatmul();
   // x [..., K]; `residual` [..., N] for a kAdd post-op. Returns [..., N], contiguous.
-  at::Tensor run(const at::Tensor& x, const at::Tensor& residual) const;
+  at::Tensor run(const at::Tensor& x, at::Tensor residual) const;
 
  private:
   struct State;
@@ -67,7 +72,7 @@ class BatchedMatmul {
  public:
   BatchedMatmul(at::IntArrayRef a_sizes, at::IntArrayRef b_sizes, at::ScalarType dtype, std::vector<PostOp> post_ops);
   ~BatchedMatmul();
-  at::Tensor run(const at::Tensor& a, const at::Tensor& b, const at::Tensor& residual) const;
+  at::Tensor run(const at::Tensor& a, const at::Tensor& b, at::Tensor residual) const;
 
  private:
   struct State;
