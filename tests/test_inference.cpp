@@ -158,6 +158,29 @@ TEST(Inference, ConvolutionsOverUpsampledConcatenationsReadTheirParts) {
   EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
 }
 
+// Linknet's decoder upsampling (transposed 4x4 stride 2 -> BN -> ReLU), and one with output padding,
+// dilation and a bias: oneDNN transposed convolutions with the BatchNorm folded in.
+TEST(Inference, TransposedConvolutionsFoldTheirBatchNorm) {
+  torch::manual_seed(0);
+  torch::nn::ConvTranspose2d up(torch::nn::ConvTranspose2dOptions(6, 5, 4).stride(2).padding(1).bias(false));
+  torch::nn::ConvTranspose2d odd(
+      torch::nn::ConvTranspose2dOptions(5, 3, 3).stride(2).padding(1).output_padding(1).dilation(2));
+  torch::nn::BatchNorm2d bn(5);
+  bn->running_mean.uniform_(-0.5, 0.5);
+  bn->running_var.uniform_(0.5, 1.5);
+  torch::nn::Sequential holder(up, odd, bn);
+  holder->eval();
+  auto f = [&](const torch::Tensor& x) { return odd(torch::relu(bn(up(x)))); };
+  auto x = torch::randn({1, 6, 7, 9});
+  torch::NoGradGuard no_grad;
+  auto cm = compiled(*holder, f);
+  const auto program = cm.program_for(x);
+  EXPECT_EQ(program->stats().convolutions, 2);
+  EXPECT_EQ(program->stats().folded_norms, 1);
+  EXPECT_EQ(program->stats().aten_ops, 0);
+  EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
+}
+
 TEST(Inference, LinearLayersAttentionAndScalesRunAsOneDnnProducts) {
   torch::manual_seed(0);
   torch::nn::Linear qkv(16, 48), proj(16, 16), fc1(16, 32), fc2(32, 16);

@@ -154,9 +154,11 @@ std::optional<ProductGroup> parse_conv(Node* n) {
   ProductGroup g;
   g.head = n;
   int groups_at;
+  bool transposed = false;
   if (n->kind() == aten("_convolution") && n->inputs().size() >= 9) {
-    auto transposed = constant(n->input(6));
-    if (!transposed || !transposed->isBool() || transposed->toBool()) return std::nullopt;
+    auto flag = constant(n->input(6));
+    if (!flag || !flag->isBool()) return std::nullopt;
+    transposed = flag->toBool();
     groups_at = 8;
   } else if (n->kind() == aten("conv2d") && n->inputs().size() == 7) {
     groups_at = 6;
@@ -177,6 +179,13 @@ std::optional<ProductGroup> parse_conv(Node* n) {
   auto groups = constant(n->input(groups_at));
   if (!stride || !padding || !dilation || !groups || !groups->isInt()) return std::nullopt;
   g.geometry = {*stride, *padding, *dilation, groups->toInt()};
+  if (transposed) {  // weight [I, O, kh, kw] -> [O, I, kh, kw]
+    auto output_padding = constant_ints(n->input(7), 2);
+    if (!output_padding || g.geometry.groups != 1) return std::nullopt;
+    g.geometry.transposed = true;
+    g.geometry.output_padding = *output_padding;
+    g.weight = g.weight.transpose(0, 1).contiguous();
+  }
   g.output = n->output();
   return g;
 }
@@ -328,6 +337,7 @@ bool defined_before(const Value* v, const Node* n) {
 // last stage); such convolutions add their residual separately.
 bool residual_fusable(const ProductGroup& g) {
   if (g.kind != ProductGroup::Kind::kConv) return true;
+  if (g.geometry.transposed) return false;  // see FusedConv
   const auto in = *static_sizes(g.head->input(0));
   for (int d = 0; d < 2; ++d) {
     const int64_t window = (g.weight.size(2 + d) - 1) * g.geometry.dilation[d] + 1;
@@ -510,7 +520,7 @@ class Compiler {
   // blocks), or over one such upsampling: the concatenation and the upsampled copies are never made.
   void read_input_in_parts(ProductGroup& g) {
     const auto& geo = g.geometry;
-    if (g.kind != ProductGroup::Kind::kConv || g.residual || g.weight.size(2) != 3 || g.weight.size(3) != 3 ||
+    if (g.kind != ProductGroup::Kind::kConv || g.residual || geo.transposed || g.weight.size(2) != 3 || g.weight.size(3) != 3 ||
         geo.stride != std::vector<int64_t>{1, 1} || geo.padding != std::vector<int64_t>{1, 1} ||
         geo.dilation != std::vector<int64_t>{1, 1} || geo.groups != 1 || g.head->input(0)->uses().size() != 1)
       return;
@@ -650,7 +660,8 @@ class Compiler {
       return;
     } else if (g.kind == ProductGroup::Kind::kConv) {
       auto conv = std::make_shared<FusedConv>(g.weight, g.bias, g.geometry, sizes, dtype_, g.post_ops);
-      add_step(fmt::format("conv {}x{} {}->{}", g.weight.size(2), g.weight.size(3), g.weight.size(1), g.weight.size(0)),
+      add_step(fmt::format("conv{} {}x{} {}->{}", g.geometry.transposed ? " transposed" : "", g.weight.size(2),
+                           g.weight.size(3), g.weight.size(1), g.weight.size(0)),
                [conv, x, out, take_residual](std::vector<IValue>& v) {
                  auto a = v[x].toTensor();
                  v[out] = conv->run(a, take_residual(v));
@@ -677,12 +688,15 @@ class Compiler {
       const auto& part = g.input_parts[i];
       const bool last = i + 1 == g.input_parts.size();
       auto geometry = g.geometry;
-      geometry.upsampled_input = part.upsampled;
+      at::Tensor weight = g.weight.narrow(1, part.first_channel, part.channels);
+      if (part.upsampled) {
+        weight = upsampled_conv_as_transposed(weight);
+        geometry = {{2, 2}, {1, 1}, {1, 1}, 1, true, {0, 0}};
+      }
       std::vector<PostOp> post_ops;
       if (previous >= 0) post_ops.push_back({PostOp::Kind::kAdd});
       if (last) post_ops.insert(post_ops.end(), g.post_ops.begin(), g.post_ops.end());
-      const auto weight = g.weight.narrow(1, part.first_channel, part.channels).contiguous();
-      auto conv = std::make_shared<FusedConv>(weight, last ? g.bias : at::Tensor(), geometry,
+      auto conv = std::make_shared<FusedConv>(weight.contiguous(), last ? g.bias : at::Tensor(), geometry,
                                               *static_sizes(part.source), dtype_, post_ops);
       const int x = slot(part.source), out = last ? slot(g.output) : temporary_slot(), residual = previous;
       auto last_reader = std::make_shared<bool>(false);

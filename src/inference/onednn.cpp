@@ -150,18 +150,13 @@ struct BatchedMatmul::State : Prepared {
   std::vector<int64_t> b_sizes;
 };
 
-namespace {
-
-// The 4x4 kernel of the stride-2 transposed convolution equal to a 3x3 convolution over the
-// nearest-upsampled input: along each axis, output 2m reads inputs m-1 (tap 0) and m (taps 1, 2),
-// output 2m+1 inputs m (taps 0, 1) and m+1 (tap 2); transposed tap k takes input m at output 2m-1+k.
+// Along each axis, output 2m reads inputs m-1 (tap 0) and m (taps 1, 2), output 2m+1 inputs m (taps
+// 0, 1) and m+1 (tap 2); transposed tap k takes input m to output 2m-1+k.
 at::Tensor upsampled_conv_as_transposed(const at::Tensor& weight) {
   TORCH_CHECK(weight.size(2) == 3 && weight.size(3) == 3, "upsampled-input convolution must be 3x3");
   const auto taps = at::tensor({0., 0., 1., 0., 1., 1., 1., 1., 0., 1., 0., 0.}, at::kDouble).view({4, 3});
   return at::einsum("ak,oikl,bl->oiab", {taps, weight.to(at::kDouble), taps}).to(at::kFloat);
 }
-
-}  // namespace
 
 FusedConv::FusedConv(const at::Tensor& weight, const at::Tensor& bias, const ConvGeometry& g,
                      at::IntArrayRef input_sizes, at::ScalarType dtype, std::vector<PostOp> post_ops)
@@ -171,19 +166,20 @@ FusedConv::FusedConv(const at::Tensor& weight, const at::Tensor& bias, const Con
   s.input_sizes = input_sizes.vec();
   const int64_t n = input_sizes[0], h = input_sizes[2], w = input_sizes[3];
   const int64_t out_channels = weight.size(0), kh = weight.size(2), kw = weight.size(3);
-  const bool transposed = g.upsampled_input;
-  TORCH_CHECK(!transposed || (g.stride == std::vector<int64_t>{1, 1} && g.padding == std::vector<int64_t>{1, 1} &&
-                              g.dilation == std::vector<int64_t>{1, 1} && g.groups == 1),
-              "upsampled-input convolution must have stride 1, padding 1, dilation 1 and one group");
-  const int64_t oh = transposed ? 2 * h : (h + 2 * g.padding[0] - g.dilation[0] * (kh - 1) - 1) / g.stride[0] + 1;
-  const int64_t ow = transposed ? 2 * w : (w + 2 * g.padding[1] - g.dilation[1] * (kw - 1) - 1) / g.stride[1] + 1;
+  const bool transposed = g.transposed;
+  TORCH_CHECK(!transposed || g.groups == 1, "transposed convolution: one group only");
+  auto extent = [&](int64_t size, int64_t kernel, int d) {
+    const int64_t window = g.dilation[d] * (kernel - 1) + 1;
+    return transposed ? (size - 1) * g.stride[d] - 2 * g.padding[d] + window + g.output_padding[d]
+                      : (size + 2 * g.padding[d] - window) / g.stride[d] + 1;
+  };
+  const int64_t oh = extent(h, kh, 0), ow = extent(w, kw, 1);
   s.output_sizes = {n, out_channels, oh, ow};
 
   const auto dt = dnnl_type(dtype);
   s.src_md = memory::desc({input_sizes[0], input_sizes[1], h, w}, dt, Tag::nhwc);
   s.dst_md = memory::desc({n, out_channels, oh, ow}, dt, Tag::nhwc);
-  const at::Tensor kernel = transposed ? upsampled_conv_as_transposed(weight) : weight;
-  memory::dims weight_dims = {out_channels, weight.size(1), kernel.size(2), kernel.size(3)};
+  memory::dims weight_dims = {out_channels, weight.size(1), kh, kw};
   if (g.groups > 1) weight_dims = {g.groups, out_channels / g.groups, weight.size(1), kh, kw};
   const memory::desc any_weights(weight_dims, dt, Tag::any);
   const memory::desc bias_md({out_channels}, memory::data_type::f32, Tag::a);
@@ -196,14 +192,16 @@ FusedConv::FusedConv(const at::Tensor& weight, const at::Tensor& bias, const Con
     // oneDNN 2.6 applies a transposed convolution's bias and post-ops in a slow reference loop, so the
     // primitive runs bare and a channels-last binary primitive adds the bias and runs the post-ops
     // in place.
-    TORCH_CHECK(!s.adds_residual, "upsampled-input convolution cannot add a residual");
-    const memory::dims strides = {2, 2}, padding = {1, 1};
+    TORCH_CHECK(!s.adds_residual, "transposed convolution cannot add a residual");
+    const memory::dims strides = {g.stride[0], g.stride[1]}, dilation = {g.dilation[0] - 1, g.dilation[1] - 1},
+                       padding_l = {g.padding[0], g.padding[1]},
+                       padding_r = {g.padding[0] - g.output_padding[0], g.padding[1] - g.output_padding[1]};
     const dnnl::deconvolution_forward::primitive_desc pd(
         dnnl::deconvolution_forward::desc(kind, dnnl::algorithm::deconvolution_direct, s.src_md, any_weights, s.dst_md,
-                                          strides, padding, padding),
+                                          strides, dilation, padding_l, padding_r),
         engine);
     s.primitive = dnnl::deconvolution_forward(pd);
-    s.weights = pack(kernel, weight_dims, pd.weights_desc(), dtype);
+    s.weights = pack(weight, weight_dims, pd.weights_desc(), dtype);
     s.epilogue_bias = bias.defined() ? bias.to(at::kFloat).contiguous() : at::zeros({out_channels}, at::kFloat);
     const memory::desc channel_md({1, out_channels, 1, 1}, memory::data_type::f32, Tag::nhwc);
     s.epilogue = dnnl::binary(dnnl::binary::primitive_desc(
@@ -220,7 +218,7 @@ FusedConv::FusedConv(const at::Tensor& weight, const at::Tensor& bias, const Con
                                                                  strides, dilation, padding, padding);
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine);
     s.primitive = dnnl::convolution_forward(pd);
-    s.weights = pack(kernel, weight_dims, pd.weights_desc(), dtype);
+    s.weights = pack(weight, weight_dims, pd.weights_desc(), dtype);
   }
   s.set_bias(bias, bias_md);
 }

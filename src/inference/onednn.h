@@ -28,15 +28,20 @@ struct PostOp {
 struct ConvGeometry {
   std::vector<int64_t> stride, padding, dilation;  // two each
   int64_t groups = 1;
-  // A 3x3 convolution (stride 1, padding 1) that reads its input nearest-upsampled by 2: run as the
-  // equivalent 4x4 stride-2 transposed convolution of the small input, 16 instead of 36 products
-  // per input pixel and no upsampled copy.
-  bool upsampled_input = false;
+  // A transposed convolution (one group); its weight is given as [O, I, kh, kw] like a direct one's.
+  bool transposed = false;
+  std::vector<int64_t> output_padding = {0, 0};
 };
+
+// The 4x4 stride-2 padding-1 transposed convolution's weight [O, I, 4, 4] that computes what the 3x3
+// convolution `weight` (stride 1, padding 1) computes over the nearest-upsampled-by-2 input: 16
+// instead of 36 products per input pixel, and no upsampled copy.
+at::Tensor upsampled_conv_as_transposed(const at::Tensor& weight);
 
 class FusedConv {
  public:
   // weight [O, I/groups, kh, kw] and bias [O] (or undefined) in float32; input_sizes [N, I, H, W];
+  // a transposed convolution adds no residual;
   // dtype kFloat or kBFloat16 for activations and weights (bias and accumulation stay float32).
   FusedConv(const at::Tensor& weight, const at::Tensor& bias, const ConvGeometry& geometry,
             at::IntArrayRef input_sizes, at::ScalarType dtype, std::vector<PostOp> post_ops);
