@@ -181,6 +181,32 @@ TEST(Inference, TransposedConvolutionsFoldTheirBatchNorm) {
   EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
 }
 
+// DeepLabV3+'s separable atrous convolutions: depthwise 3x3 with dilations up to past the map's
+// size (oneDNN 2.6 has no depthwise kernel for those; they run as the channels-last loop).
+TEST(Inference, DilatedDepthwiseConvolutionsMatch) {
+  torch::manual_seed(0);
+  torch::nn::Sequential holder;
+  std::vector<torch::nn::Conv2d> convs;
+  for (int64_t d : {1, 6, 12, 24}) {
+    convs.emplace_back(torch::nn::Conv2dOptions(8, 8, 3).padding(d).dilation(d).groups(8).bias(d == 6));
+    holder->push_back(convs.back());
+  }
+  torch::nn::Conv2d strided(torch::nn::Conv2dOptions(32, 32, 3).padding(2).dilation(2).stride(2).groups(32));
+  holder->push_back(strided);
+  auto f = [&](const torch::Tensor& x) {
+    std::vector<torch::Tensor> ys;
+    for (auto& conv : convs) ys.push_back(conv(x));
+    return strided(torch::cat(ys, 1));
+  };
+  auto x = torch::randn({2, 8, 16, 13});
+  torch::NoGradGuard no_grad;
+  auto cm = compiled(*holder, f);
+  const auto program = cm.program_for(x);
+  EXPECT_EQ(program->stats().convolutions, 5);
+  EXPECT_EQ(program->stats().aten_ops, 0);
+  EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
+}
+
 TEST(Inference, LinearLayersAttentionAndScalesRunAsOneDnnProducts) {
   torch::manual_seed(0);
   torch::nn::Linear qkv(16, 48), proj(16, 16), fc1(16, 32), fc2(32, 16);

@@ -201,4 +201,71 @@ at::Tensor affine_channels_last(const at::Tensor& x, const at::Tensor& scale, co
   return out;
 }
 
+namespace {
+
+struct DepthwiseGeometry {
+  int64_t channels, height, width, kh, kw, out_width;
+  int64_t stride[2], padding[2], dilation[2];
+};
+
+// One output row: every output pixel's taps that fall inside the image, accumulated in `acc`.
+template <typename T>
+SMP_VECTOR_CLONES void depthwise_row(const T* image, const float* weight, const float* bias, const DepthwiseGeometry& g,
+                                     int64_t y, T* out_row, float* acc) {
+  const int64_t c = g.channels;
+  for (int64_t x = 0; x < g.out_width; ++x) {
+    for (int64_t k = 0; k < c; ++k) acc[k] = bias ? bias[k] : 0.f;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t iy = y * g.stride[0] - g.padding[0] + i * g.dilation[0];
+      if (iy < 0 || iy >= g.height) continue;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t ix = x * g.stride[1] - g.padding[1] + j * g.dilation[1];
+        if (ix < 0 || ix >= g.width) continue;
+        const T* in = image + (iy * g.width + ix) * c;
+        const float* w = weight + (i * g.kw + j) * c;
+        for (int64_t k = 0; k < c; ++k) acc[k] += static_cast<float>(in[k]) * w[k];
+      }
+    }
+    T* out = out_row + x * c;
+    for (int64_t k = 0; k < c; ++k) out[k] = static_cast<T>(acc[k]);
+  }
+}
+
+template <typename T>
+void depthwise_kernel(const T* x, T* y, const float* weight, const float* bias, const DepthwiseGeometry& g,
+                      int64_t batch, int64_t out_height) {
+  at::parallel_for(0, batch * out_height, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> acc(g.channels);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / out_height, oy = row % out_height;
+      depthwise_row(x + b * g.height * g.width * g.channels, weight, bias, g, oy, y + row * g.out_width * g.channels,
+                    acc.data());
+    }
+  });
+}
+
+}  // namespace
+
+at::Tensor depthwise_channels_last(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                                   at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                   int64_t out_height, int64_t out_width) {
+  auto in = x.contiguous(at::MemoryFormat::ChannelsLast);
+  const DepthwiseGeometry g{in.size(1),  in.size(2),  in.size(3),  weight.size(0),
+                            weight.size(1), out_width, {stride[0], stride[1]}, {padding[0], padding[1]},
+                            {dilation[0], dilation[1]}};
+  TORCH_CHECK(weight.size(2) == g.channels && weight.scalar_type() == at::kFloat && weight.is_contiguous(),
+              "depthwise_channels_last: weight must be float32 [kh, kw, C]");
+  auto out = at::empty({in.size(0), g.channels, out_height, out_width},
+                       in.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  if (in.scalar_type() == at::kFloat)
+    depthwise_kernel(in.data_ptr<float>(), out.data_ptr<float>(), weight.data_ptr<float>(), b, g, in.size(0), out_height);
+  else if (in.scalar_type() == at::kBFloat16)
+    depthwise_kernel(in.data_ptr<at::BFloat16>(), out.data_ptr<at::BFloat16>(), weight.data_ptr<float>(), b, g,
+                     in.size(0), out_height);
+  else
+    TORCH_CHECK(false, "depthwise_channels_last: unsupported dtype ", in.scalar_type());
+  return out;
+}
+
 }  // namespace smp::inference

@@ -32,4 +32,12 @@ at::Tensor sum_tensors(const std::vector<at::Tensor>& xs);
 // x * scale[c] + shift[c] (then max(0, .) with `relu`) for x [N, C, H, W]; scale, shift float32 [C].
 at::Tensor affine_channels_last(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& shift, bool relu);
 
+// A depthwise convolution (channel multiplier 1) of x [N, C, H, W] into [N, C, OH, OW], channels-last,
+// float accumulation: for the dilated ones oneDNN 2.6 has no depthwise kernel for (DeepLabV3's
+// separable atrous convolutions). weight [kh, kw, C] and bias [C] (or undefined) float32; stride,
+// padding and dilation two each.
+at::Tensor depthwise_channels_last(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                                   at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                   int64_t out_height, int64_t out_width);
+
 }  // namespace smp::inference

@@ -1,11 +1,14 @@
 #include "inference/onednn.h"
 
+#include "inference/nhwc_kernels.h"
+
 #include <ATen/ATen.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <fmt/format.h>
 
 #include <optional>
+#include <string>
 #include <unordered_map>
 
 namespace smp::inference {
@@ -140,6 +143,8 @@ struct Prepared {
 };
 
 struct FusedConv::State : Prepared {
+  at::Tensor depthwise_weight;  // [kh, kw, C]: runs as depthwise_channels_last instead of `primitive`
+  ConvGeometry geometry;
   std::optional<dnnl::binary> epilogue;  // bias and post-ops of a transposed convolution, in place
   at::Tensor epilogue_bias;
   memory epilogue_bias_memory;
@@ -217,8 +222,16 @@ FusedConv::FusedConv(const at::Tensor& weight, const at::Tensor& bias, const Con
                                : dnnl::convolution_forward::desc(kind, algorithm, s.src_md, any_weights, s.dst_md,
                                                                  strides, dilation, padding, padding);
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine);
-    s.primitive = dnnl::convolution_forward(pd);
-    s.weights = pack(weight, weight_dims, pd.weights_desc(), dtype);
+    // oneDNN 2.6 runs depthwise convolutions it has no depthwise kernel for (large dilations) as
+    // dense or GEMM convolutions, 10-50x slower than a direct loop.
+    const bool depthwise = g.groups > 1 && g.groups == out_channels && g.groups == input_sizes[1];
+    if (depthwise && post_ops.empty() && std::string(pd.impl_info_str()).find("dw") == std::string::npos) {
+      s.depthwise_weight = weight.to(at::kFloat).reshape({out_channels, kh, kw}).permute({1, 2, 0}).contiguous();
+      s.geometry = g;
+    } else {
+      s.primitive = dnnl::convolution_forward(pd);
+      s.weights = pack(weight, weight_dims, pd.weights_desc(), dtype);
+    }
   }
   s.set_bias(bias, bias_md);
 }
@@ -230,6 +243,11 @@ at::Tensor FusedConv::run(const at::Tensor& x, at::Tensor residual) const {
   s.check_input(x, "convolution");
   const auto format = at::MemoryFormat::ChannelsLast;
   auto src = x.to(s.dtype).contiguous(format);
+  if (s.depthwise_weight.defined()) {
+    const auto& g = s.geometry;
+    return depthwise_channels_last(src, s.depthwise_weight, s.bias, g.stride, g.padding, g.dilation, s.output_sizes[2],
+                                   s.output_sizes[3]);
+  }
   auto out = s.destination(std::move(residual), src.options(), format);
   s.execute(src, out);
   if (s.epilogue) {
