@@ -226,6 +226,7 @@ TEST(Inference, LinearLayersAttentionAndScalesRunAsOneDnnProducts) {
   EXPECT_EQ(program->stats().matmuls, 6);  // 4 linear layers, 2 attention products
   EXPECT_GE(program->stats().fused_adds, 2);
   EXPECT_GE(program->stats().fused_activations, 2);  // the scale and the GELU
+  EXPECT_EQ(program->stats().last_dim_ops, 3);        // two LayerNorms and the softmax
   EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
 }
 

@@ -45,9 +45,10 @@ std::string CompileStats::summary() const {
   return fmt::format(
       "{} convolutions and {} matrix products as oneDNN primitives ({} BatchNorms folded, {} activations and {} "
       "residual adds fused), {} resizings merged into the op that reads them, {} channel concatenations, {} "
-      "convolutions reading their concatenated or upsampled input in parts, {} BatchNorms as affine maps, {} ATen ops",
+      "convolutions reading their concatenated or upsampled input in parts, {} BatchNorms as affine maps, {} "
+      "LayerNorms and softmaxes as oneDNN primitives, {} ATen ops",
       convolutions, matmuls, folded_norms, fused_activations, fused_adds, fused_upsamplings, channel_concats,
-      convolutions_in_parts, affine_norms, aten_ops);
+      convolutions_in_parts, affine_norms, last_dim_ops, aten_ops);
 }
 
 namespace {
@@ -631,6 +632,7 @@ class Compiler {
     if (auto it = affines_.find(n); it != affines_.end()) return emit_affine(n, it->second);
     if (auto it = sums_.find(n); it != sums_.end()) return emit_sum(n, it->second);
     if (n->kind() == aten("view") && n->inputs().size() == 2) return emit_reshape(n);
+    if (emit_last_dim_op(n)) return;
     if (emit_container(n)) return;
     emit_aten(n);
   }
@@ -751,6 +753,37 @@ class Compiler {
                v[out] = sum_tensors(xs);
              },
              in);
+  }
+
+  // layer_norm over the last dimension with constant affine parameters, and softmax over the last
+  // dimension, on float tensors: oneDNN primitives.
+  bool emit_last_dim_op(Node* n) {
+    const auto sizes = static_sizes(n->input(0));
+    if (!sizes || sizes->empty() || static_dtype(n->input(0)) != at::kFloat) return false;
+    std::shared_ptr<LastDimOp> op;
+    if (n->kind() == aten("layer_norm") && n->inputs().size() == 6) {
+      auto shape = constant(n->input(1));
+      auto eps = constant_number(n->input(4));
+      std::optional<at::Tensor> weight, bias;
+      if (!is_none(n->input(2)) && !(weight = constant_tensor(n->input(2)))) return false;
+      if (!is_none(n->input(3)) && !(bias = constant_tensor(n->input(3)))) return false;
+      if (!shape || !shape->isIntList() || shape->toIntVector() != std::vector<int64_t>{sizes->back()} || !eps)
+        return false;
+      op = std::make_shared<LastDimOp>(LastDimOp::layer_norm(*sizes, dtype_, weight.value_or(at::Tensor()),
+                                                             bias.value_or(at::Tensor()), *eps));
+    } else if (n->kind() == aten("softmax") && n->inputs().size() == 3 && is_none(n->input(2))) {
+      auto dim = constant(n->input(1));
+      const auto rank = static_cast<int64_t>(sizes->size());
+      if (!dim || !dim->isInt() || (dim->toInt() != -1 && dim->toInt() != rank - 1)) return false;
+      op = std::make_shared<LastDimOp>(LastDimOp::softmax(*sizes, dtype_));
+    } else {
+      return false;
+    }
+    const int x = slot(n->input(0)), out = slot(n->output());
+    add_step(n->kind().toUnqualString(), [op, x, out](std::vector<IValue>& v) { v[out] = op->run(v[x].toTensor()); },
+             {x});
+    ++stats_.last_dim_ops;
+    return true;
   }
 
   // view() needs strides the channels-last activations may not have; reshape copies only then.

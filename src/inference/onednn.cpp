@@ -339,4 +339,71 @@ at::Tensor BatchedMatmul::run(const at::Tensor& a, const at::Tensor& b, at::Tens
   return out;
 }
 
+struct LastDimOp::State {
+  dnnl::primitive primitive;
+  memory::desc md;
+  std::vector<int64_t> sizes;
+  at::ScalarType dtype;
+  at::Tensor scale, shift;  // LayerNorm's, float32 (ones and zeros when the model has none)
+  memory scale_memory, shift_memory;
+};
+
+LastDimOp::LastDimOp(std::unique_ptr<State> state) : state_(std::move(state)) {}
+LastDimOp::LastDimOp(LastDimOp&&) noexcept = default;
+LastDimOp::~LastDimOp() = default;
+
+std::unique_ptr<LastDimOp::State> LastDimOp::new_state(at::IntArrayRef sizes, at::ScalarType dtype) {
+  auto s = std::make_unique<LastDimOp::State>();
+  s->sizes = sizes.vec();
+  s->dtype = dtype;
+  const int64_t c = sizes.empty() ? 1 : sizes.back();
+  const int64_t rows = c == 0 ? 0 : c10::multiply_integers(sizes) / c;
+  s->md = memory::desc({rows, c}, dnnl_type(dtype), Tag::ab);
+  return s;
+}
+
+LastDimOp LastDimOp::layer_norm(at::IntArrayRef sizes, at::ScalarType dtype, const at::Tensor& weight,
+                                const at::Tensor& bias, double eps) {
+  auto s = new_state(sizes, dtype);
+  const int64_t c = sizes.back();
+  s->scale = weight.defined() ? weight.to(at::kFloat).contiguous() : at::ones({c}, at::kFloat);
+  s->shift = bias.defined() ? bias.to(at::kFloat).contiguous() : at::zeros({c}, at::kFloat);
+  const memory::desc channel_md({c}, memory::data_type::f32, Tag::a);
+  auto& engine = cpu_engine();
+  s->scale_memory = memory(channel_md, engine, s->scale.data_ptr());
+  s->shift_memory = memory(channel_md, engine, s->shift.data_ptr());
+  const dnnl::layer_normalization_forward::desc desc(dnnl::prop_kind::forward_inference, s->md, static_cast<float>(eps),
+                                                     dnnl::normalization_flags::use_scale |
+                                                         dnnl::normalization_flags::use_shift);
+  s->primitive = dnnl::layer_normalization_forward(dnnl::layer_normalization_forward::primitive_desc(desc, engine));
+  return LastDimOp(std::move(s));
+}
+
+LastDimOp LastDimOp::softmax(at::IntArrayRef sizes, at::ScalarType dtype) {
+  auto s = new_state(sizes, dtype);
+  const dnnl::softmax_forward::desc desc(dnnl::prop_kind::forward_inference, s->md, 1);
+  s->primitive = dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(desc, cpu_engine()));
+  return LastDimOp(std::move(s));
+}
+
+at::Tensor LastDimOp::run(const at::Tensor& x) const {
+  const auto& s = *state_;
+  TORCH_CHECK(x.sizes() == at::IntArrayRef(s.sizes), "compiled ", s.scale.defined() ? "layer_norm" : "softmax",
+              " expects input ", at::IntArrayRef(s.sizes), ", got ", x.sizes());
+  auto src = x.to(s.dtype).contiguous();
+  auto out = at::empty_like(src, src.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  auto& engine = cpu_engine();
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(s.md, engine, src.data_ptr())},
+                                       {DNNL_ARG_DST, memory(s.md, engine, out.data_ptr())}};
+  if (s.scale.defined()) {
+    args.emplace(DNNL_ARG_SCALE, s.scale_memory);
+    args.emplace(DNNL_ARG_SHIFT, s.shift_memory);
+  }
+  dnnl::stream stream(engine);
+  s.primitive.execute(stream, args);
+  stream.wait();
+  return out;
+}
+
 }  // namespace smp::inference
