@@ -158,6 +158,28 @@ TEST(Inference, ConvolutionsOverUpsampledConcatenationsReadTheirParts) {
   EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
 }
 
+// MAnet's gated decoder input: upsample(x) * gate (one value per channel), concatenated with the
+// skip: the product moves to the small tensor and the convolution reads the parts.
+TEST(Inference, ChannelGatesMoveBeforeNearestUpsampling) {
+  torch::manual_seed(0);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(7, 6, 3).padding(1));
+  torch::nn::Sequential holder(conv);
+  auto skip = torch::randn({1, 3, 10, 14});
+  namespace F = torch::nn::functional;
+  const auto up = F::InterpolateFuncOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest);
+  auto f = [&](const torch::Tensor& x) {  // x [1, 4, 5, 7]
+    auto big = F::interpolate(x, up);
+    auto gate = torch::sigmoid(big.mean({2, 3}, true));
+    return conv(torch::cat({big * gate, skip}, 1));
+  };
+  auto x = torch::randn({1, 4, 5, 7});
+  torch::NoGradGuard no_grad;
+  auto cm = compiled(*holder, f);
+  const auto program = cm.program_for(x);
+  EXPECT_EQ(program->stats().convolutions_in_parts, 1);
+  EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
+}
+
 // Linknet's decoder upsampling (transposed 4x4 stride 2 -> BN -> ReLU), and one with output padding,
 // dilation and a bias: oneDNN transposed convolutions with the BatchNorm folded in.
 TEST(Inference, TransposedConvolutionsFoldTheirBatchNorm) {

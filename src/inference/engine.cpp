@@ -12,12 +12,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <chrono>
 #include <cstdlib>
 #include <limits>
 #include <optional>
-#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -945,6 +945,36 @@ void bypass_identities(Graph& graph) {
   }
 }
 
+// mul(upsample_nearest(x), s) with s one value per channel -> upsample_nearest(mul(x, s)): the same
+// numbers (nearest resizing only copies), the product on the small tensor, and the resize can then
+// be merged into whatever reads it (MAnet's attention-gated decoder inputs).
+void scale_before_nearest_upsampling(Graph& graph) {
+  for (auto it = graph.nodes().begin(); it != graph.nodes().end();) {
+    Node* n = *it++;
+    if (n->kind() != aten("mul") || n->inputs().size() != 2) continue;
+    for (int side = 0; side < 2; ++side) {
+      Node* up = n->input(side)->node();
+      Value* scale = n->input(1 - side);
+      if (up->kind() != aten("upsample_nearest2d") || !is_float_4d(up->input(0))) continue;
+      const auto x = *static_sizes(up->input(0));
+      const auto s = static_sizes(scale);
+      if (!s || s->size() != 4 || static_dtype(scale) != at::kFloat || (*s)[2] != 1 || (*s)[3] != 1 ||
+          ((*s)[0] != 1 && (*s)[0] != x[0]) || ((*s)[1] != 1 && (*s)[1] != x[1]) ||
+          static_sizes(n->output()) != static_sizes(up->output()))
+        continue;
+      torch::jit::WithInsertPoint guard(n);
+      Node* product = graph.insertNode(graph.create(aten("mul"), {up->input(0), scale}));
+      product->output()->setType(up->input(0)->type());
+      Node* resize = graph.insertNode(
+          graph.createClone(up, [&](Value* v) { return v == up->input(0) ? product->output() : v; }));
+      resize->output()->setType(n->output()->type());
+      n->output()->replaceAllUsesWith(resize->output());
+      n->destroy();
+      break;
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<at::Tensor> Program::run(const at::Tensor& x) const {
@@ -976,6 +1006,7 @@ std::shared_ptr<const Program> compile(const TracedFunction& fn, const at::Tenso
   auto graph = trace(fn, example);
   torch::jit::EliminateDeadCode(graph);
   bypass_identities(*graph);
+  scale_before_nearest_upsampling(*graph);
   torch::jit::ConstantPropagation(graph);
   torch::jit::EliminateDeadCode(graph);
   if (std::getenv("SMP_INFERENCE_GRAPH")) graph->dump();
