@@ -5,6 +5,7 @@
 #include <smp/smp.h>
 
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 
 #include <fnmatch.h>
@@ -174,6 +175,9 @@ int main(int argc, char** argv) {
     if (*list) return run_list_encoders(pattern, markdown);
     if (*predict) return run_predict(pa);
     if (run_verb) return run_verb();
+  } catch (const c10::Error& e) {  // LibTorch's message without its stack trace
+    std::cerr << "error: " << e.what_without_backtrace() << std::endl;
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << std::endl;
     return 2;
