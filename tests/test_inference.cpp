@@ -180,6 +180,26 @@ TEST(Inference, ChannelGatesMoveBeforeNearestUpsampling) {
   EXPECT_LT(rel_err(program->run(x)[0], f(x)), 1e-5);
 }
 
+// Max poolings as oneDNN primitives: the ResNet stem's, one in ceil mode with dilation, and one
+// with the default stride.
+TEST(Inference, MaxPoolingsMatch) {
+  torch::nn::Module holder;
+  namespace F = torch::nn::functional;
+  auto f = [](const torch::Tensor& x) {
+    auto a = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+    auto b = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).dilation(2).ceil_mode(true));
+    auto c = F::max_pool2d(x, F::MaxPool2dFuncOptions(2));
+    return std::vector<torch::Tensor>{a, b, c};
+  };
+  auto x = torch::randn({2, 5, 15, 12});
+  torch::NoGradGuard no_grad;
+  smp::inference::CompiledModule cm(holder, f, at::kFloat, 4);
+  const auto program = cm.program_for(x);
+  EXPECT_EQ(program->stats().pools, 3);
+  const auto got = program->run(x), want = f(x);
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(torch::equal(got[i], want[i])) << "pool " << i;
+}
+
 // Linknet's decoder upsampling (transposed 4x4 stride 2 -> BN -> ReLU), and one with output padding,
 // dilation and a bias: oneDNN transposed convolutions with the BatchNorm folded in.
 TEST(Inference, TransposedConvolutionsFoldTheirBatchNorm) {

@@ -46,9 +46,9 @@ std::string CompileStats::summary() const {
       "{} convolutions and {} matrix products as oneDNN primitives ({} BatchNorms folded, {} activations and {} "
       "residual adds fused), {} resizings merged into the op that reads them, {} channel concatenations, {} "
       "convolutions reading their concatenated or upsampled input in parts, {} BatchNorms as affine maps, {} "
-      "LayerNorms and softmaxes as oneDNN primitives, {} ATen ops",
+      "LayerNorms and softmaxes and {} max poolings as oneDNN primitives, {} ATen ops",
       convolutions, matmuls, folded_norms, fused_activations, fused_adds, fused_upsamplings, channel_concats,
-      convolutions_in_parts, affine_norms, last_dim_ops, aten_ops);
+      convolutions_in_parts, affine_norms, last_dim_ops, pools, aten_ops);
 }
 
 namespace {
@@ -632,7 +632,7 @@ class Compiler {
     if (auto it = affines_.find(n); it != affines_.end()) return emit_affine(n, it->second);
     if (auto it = sums_.find(n); it != sums_.end()) return emit_sum(n, it->second);
     if (n->kind() == aten("view") && n->inputs().size() == 2) return emit_reshape(n);
-    if (emit_last_dim_op(n)) return;
+    if (emit_last_dim_op(n) || emit_max_pool(n)) return;
     if (emit_container(n)) return;
     emit_aten(n);
   }
@@ -783,6 +783,22 @@ class Compiler {
     add_step(n->kind().toUnqualString(), [op, x, out](std::vector<IValue>& v) { v[out] = op->run(v[x].toTensor()); },
              {x});
     ++stats_.last_dim_ops;
+    return true;
+  }
+
+  bool emit_max_pool(Node* n) {
+    if (n->kind() != aten("max_pool2d") || n->inputs().size() != 6 || !is_float_4d(n->input(0))) return false;
+    auto kernel = constant_ints(n->input(1), 2), padding = constant_ints(n->input(3), 2),
+         dilation = constant_ints(n->input(4), 2);
+    const auto given_stride = constant(n->input(2));
+    if (!given_stride || !given_stride->isIntList()) return false;
+    auto stride = given_stride->toIntVector().empty() ? kernel : constant_ints(n->input(2), 2);  // []: the kernel
+    const auto in = static_sizes(n->input(0)), out = static_sizes(n->output());
+    if (!kernel || !stride || !padding || !dilation || !in || !out) return false;
+    auto pool = std::make_shared<MaxPool>(*in, *out, *kernel, *stride, *padding, *dilation, dtype_);
+    const int x = slot(n->input(0)), y = slot(n->output());
+    add_step("max_pool2d", [pool, x, y](std::vector<IValue>& v) { v[y] = pool->run(v[x].toTensor()); }, {x});
+    ++stats_.pools;
     return true;
   }
 

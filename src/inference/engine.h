@@ -28,6 +28,7 @@ struct CompileStats {
   int convolutions_in_parts = 0;  // convolutions reading a concatenation/upsampling part by part
   int affine_norms = 0;          // BatchNorms without a convolution to fold into (channels-last kernel)
   int last_dim_ops = 0;          // LayerNorms and softmaxes over the last dimension (oneDNN)
+  int pools = 0;                 // max poolings (oneDNN)
   int aten_ops = 0;              // steps run as the traced ATen op
   std::string summary() const;
 };

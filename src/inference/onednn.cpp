@@ -406,4 +406,54 @@ at::Tensor LastDimOp::run(const at::Tensor& x) const {
   return out;
 }
 
+struct MaxPool::State {
+  dnnl::pooling_v2_forward primitive;
+  memory::desc src_md, dst_md;
+  std::vector<int64_t> input_sizes, output_sizes;
+  at::ScalarType dtype;
+};
+
+MaxPool::MaxPool(at::IntArrayRef input_sizes, at::IntArrayRef output_sizes, at::IntArrayRef kernel,
+                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, at::ScalarType dtype)
+    : state_(std::make_unique<State>()) {
+  auto& s = *state_;
+  s.input_sizes = input_sizes.vec();
+  s.output_sizes = output_sizes.vec();
+  s.dtype = dtype;
+  const auto dt = dnnl_type(dtype);
+  s.src_md = memory::desc(memory::dims(input_sizes.begin(), input_sizes.end()), dt, Tag::nhwc);
+  s.dst_md = memory::desc(memory::dims(output_sizes.begin(), output_sizes.end()), dt, Tag::nhwc);
+  // The right padding that gives the model's output size (more than the left one in ceil mode).
+  memory::dims padding_r(2);
+  for (int d = 0; d < 2; ++d) {
+    const int64_t window = dilation[d] * (kernel[d] - 1) + 1;
+    int64_t pad = std::max<int64_t>(0, (output_sizes[2 + d] - 1) * stride[d] + window - input_sizes[2 + d] - padding[d]);
+    while ((input_sizes[2 + d] + padding[d] + pad - window) / stride[d] + 1 < output_sizes[2 + d]) ++pad;
+    TORCH_CHECK((input_sizes[2 + d] + padding[d] + pad - window) / stride[d] + 1 == output_sizes[2 + d],
+                "max pooling: no padding gives the output size ", output_sizes[2 + d]);
+    padding_r[d] = pad;
+  }
+  const dnnl::pooling_v2_forward::desc desc(
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, s.src_md, s.dst_md, {stride[0], stride[1]},
+      {kernel[0], kernel[1]}, {dilation[0] - 1, dilation[1] - 1}, {padding[0], padding[1]}, padding_r);
+  s.primitive = dnnl::pooling_v2_forward(dnnl::pooling_v2_forward::primitive_desc(desc, cpu_engine()));
+}
+
+MaxPool::~MaxPool() = default;
+
+at::Tensor MaxPool::run(const at::Tensor& x) const {
+  const auto& s = *state_;
+  TORCH_CHECK(x.sizes() == at::IntArrayRef(s.input_sizes), "compiled max pooling expects input ",
+              at::IntArrayRef(s.input_sizes), ", got ", x.sizes());
+  const auto format = at::MemoryFormat::ChannelsLast;
+  auto src = x.to(s.dtype).contiguous(format);
+  auto out = at::empty(s.output_sizes, src.options().memory_format(format));
+  auto& engine = cpu_engine();
+  dnnl::stream stream(engine);
+  s.primitive.execute(stream, {{DNNL_ARG_SRC, memory(s.src_md, engine, src.data_ptr())},
+                               {DNNL_ARG_DST, memory(s.dst_md, engine, out.data_ptr())}});
+  stream.wait();
+  return out;
+}
+
 }  // namespace smp::inference
