@@ -2,6 +2,7 @@
 
 #include "inference/nhwc_kernels.h"
 #include "inference/onednn.h"
+#include "util/cpu_allocator.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/jit/frontend/tracer.h>
@@ -367,7 +368,8 @@ void absorb_chain(ProductGroup& g, std::unordered_set<Node*>& absorbed, CompileS
     if (g.kind == ProductGroup::Kind::kConv && offset == 0 && g.post_ops.empty()) {
       if (auto bn = parse_eval_batch_norm(user)) {
         auto scale = bn->scale;
-        g.weight = (g.weight.to(at::kDouble) * scale.view({-1, 1, 1, 1})).to(at::kFloat);
+        // One float32 product per weight (no float64 copy of the weights: compile-time memory).
+        g.weight = g.weight * scale.to(at::kFloat).view({-1, 1, 1, 1});
         auto bias = g.bias.defined() ? g.bias.to(at::kDouble) : at::zeros_like(scale);
         g.bias = (bias * scale + bn->shift).to(at::kFloat);
         ++stats.folded_norms;
@@ -625,7 +627,12 @@ class Compiler {
   }
 
   void emit(Node* n) {
-    if (auto it = anchors_.find(n); it != anchors_.end()) return emit_product(products_.at(it->second));
+    if (auto it = anchors_.find(n); it != anchors_.end()) {
+      auto& group = products_.at(it->second);
+      emit_product(group);
+      group.weight = group.bias = at::Tensor();  // packed now; the folded copy is not needed
+      return;
+    }
     if (absorbed_.count(n) || n->kind() == c10::prim::Constant) return;
     if (products_.count(n)) return;  // runs at its anchor
     if (auto it = cats_.find(n); it != cats_.end()) return emit_cat(n, it->second);
@@ -1020,13 +1027,16 @@ std::vector<at::Tensor> Program::run(const at::Tensor& x) const {
 std::shared_ptr<const Program> compile(const TracedFunction& fn, const at::Tensor& example, at::ScalarType dtype) {
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16, "inference dtype must be float32 or bfloat16");
   auto graph = trace(fn, example);
+  detail::trim_cpu_allocator();  // the eager pass's blocks; the program's sizes differ
   torch::jit::EliminateDeadCode(graph);
   bypass_identities(*graph);
   scale_before_nearest_upsampling(*graph);
   torch::jit::ConstantPropagation(graph);
   torch::jit::EliminateDeadCode(graph);
   if (std::getenv("SMP_INFERENCE_GRAPH")) graph->dump();
-  return Compiler(graph, dtype).build(example);
+  auto program = Compiler(graph, dtype).build(example);
+  detail::trim_cpu_allocator();
+  return program;
 }
 
 }  // namespace smp::inference

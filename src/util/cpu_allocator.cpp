@@ -41,6 +41,20 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
+  // Returns every free block to the system and starts a new peak from what is live now.
+  void trim() {
+    std::vector<FreeBlock> blocks;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      blocks.assign(free_.begin(), free_.end());
+      free_.clear();
+      by_size_.clear();
+      free_bytes_ = 0;
+      peak_bytes_ = live_bytes_;
+    }
+    for (const auto& b : blocks) give_back(b.ptr, b.size);
+  }
+
   static CachingCpuAllocator& self() {
     static auto* instance = new CachingCpuAllocator();  // never destroyed: tensors may outlive statics
     return *instance;
@@ -160,6 +174,11 @@ void ensure_cpu_allocator() {
         fmt::format("SMP_CPU_ALLOCATOR must be 'caching' or 'system', got '{}'", choice));
   user_choice = choice == "system";
   if (!user_choice) install(true);
+}
+
+void trim_cpu_allocator() {
+  std::lock_guard<std::mutex> lock(install_mutex);
+  if (installed) CachingCpuAllocator::self().trim();
 }
 
 }  // namespace detail
