@@ -132,6 +132,11 @@ int main(int argc, char** argv) {
   smp::conformance::RunOptions conformance_options;
   conformance->add_flag("--inference", conformance_options.inference,
                         "Run the models through the compiled inference path (float32) instead of eagerly");
+  std::string conformance_dtype = "float32";
+  conformance->add_option("--dtype", conformance_dtype,
+                          "bfloat16: smp model cases through the bfloat16 inference path, passing when their masks "
+                          "agree with the reference on >= 99.5% of pixels")
+      ->capture_default_str();
 
   std::string pattern;
   bool markdown = false;
@@ -171,7 +176,12 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) smp::log::set_level(log_level);
     smp::configure_threads(threads);
     if (*info) return run_info(arch, words, from);
-    if (*conformance) return run_conformance(paths, conformance_options);
+    if (*conformance) {
+      conformance_options.dtype = smp::parse_inference_dtype(conformance_dtype);
+      if (conformance_options.dtype != torch::kFloat && !smp::cpu_supports_bfloat16())
+        throw std::runtime_error("conformance --dtype bfloat16 needs a CPU with AVX-512 BF16; this one has none");
+      return run_conformance(paths, conformance_options);
+    }
     if (*list) return run_list_encoders(pattern, markdown);
     if (*predict) return run_predict(pa);
     if (run_verb) return run_verb();

@@ -20,7 +20,12 @@ struct CaseResult {
 struct RunOptions {
   // Run models through the compiled inference path (smp/inference.h, float32) instead of eagerly.
   bool inference = false;
+  // With kBFloat16 (implies `inference`): smp model cases run in bfloat16 and pass when their masks
+  // (argmax over classes, the sign for one class) agree with the reference's on at least
+  // kBfloat16MaskAgreement of the pixels; other kinds of case fail.
+  at::ScalarType dtype = at::kFloat;
 };
+constexpr double kBfloat16MaskAgreement = 0.995;
 
 // Runs one case folder (timm_features, smp_model, smp_checkpoint, smp_loss, smp_metric) or one
 // features_info folder (cases.json; one result per table).

@@ -151,11 +151,45 @@ void compare_tensors(const io::TensorMap& got, const io::TensorMap& expected, do
   }
 }
 
+// The decisions a prediction makes: the class per pixel (or per image for labels), the sign for one class.
+at::Tensor decisions(const at::Tensor& t) { return t.size(1) == 1 ? (t > 0).squeeze(1) : t.argmax(1); }
+
+// bfloat16 runs: each tensor's decisions agree with the reference's on enough of the pixels.
+void compare_decisions(const io::TensorMap& got, const io::TensorMap& expected, CaseResult& result) {
+  result.status = Status::kPass;
+  for (const auto& [name, want] : expected) {
+    auto it = got.find(name);
+    if (it == got.end() || it->second.sizes() != want.sizes()) {
+      result.status = Status::kFail;
+      result.message = name + ": missing or of another shape";
+      return;
+    }
+    const double agree = (decisions(it->second) == decisions(want)).to(at::kDouble).mean().item<double>();
+    result.message += fmt::format("{}{} decisions agree on {:.4f}", result.message.empty() ? "" : ", ", name, agree);
+    if (!(agree >= kBfloat16MaskAgreement)) result.status = Status::kFail;
+    result.max_rel_error = std::max(result.max_rel_error, relative_error(it->second, want));
+  }
+}
+
+// A model case's outputs against expected.safetensors: within rtol, or in bfloat16 by their decisions.
+CaseResult compare_model_outputs(const SegmentationOutput& out, const std::string& dir, const json& spec,
+                                 const RunOptions& options) {
+  io::TensorMap got{{"mask", out.mask}};
+  if (out.label.defined()) got["label"] = out.label;
+  const auto expected = io::read_safetensors((fs::path(dir) / "expected.safetensors").string()).tensors;
+  CaseResult r;
+  if (options.dtype == at::kBFloat16)
+    compare_decisions(got, expected, r);
+  else
+    compare_tensors(got, expected, spec["rtol"].get<double>(), r);
+  return r;
+}
+
 // The model's outputs for `input`, eagerly or through the inference path.
 SegmentationOutput run_model(const SegmentationModel& model, const torch::Tensor& input, const RunOptions& options) {
   torch::NoGradGuard no_grad;
-  if (!options.inference) return model->forward_all(input);
-  auto compiled = optimize_for_inference(model);
+  if (!options.inference && options.dtype == at::kFloat) return model->forward_all(input);
+  auto compiled = optimize_for_inference(model, InferenceOptions().dtype(options.dtype));
   auto out = compiled->forward_all(input);
   // A model the compiler could not take runs eagerly: right, but not what this run checks.
   if (const auto how = compiled->describe(input); how.rfind("eager", 0) == 0)
@@ -238,13 +272,7 @@ CaseResult run_smp_model_case(const std::string& dir, const json& spec, const Ru
   fill::fill_module(*model);
   if (auto problem = check_names(io::state_dict(*model), spec["state_dict"], "state_dict"); !problem.empty())
     return fail(problem);
-  auto out = run_model(model, filled_input(spec), options);
-  io::TensorMap got{{"mask", out.mask}};
-  if (out.label.defined()) got["label"] = out.label;
-  CaseResult r;
-  compare_tensors(got, io::read_safetensors((fs::path(dir) / "expected.safetensors").string()).tensors,
-                  spec["rtol"].get<double>(), r);
-  return r;
+  return compare_model_outputs(run_model(model, filled_input(spec), options), dir, spec, options);
 }
 
 CaseResult run_smp_checkpoint_case(const std::string& dir, const json& spec, const RunOptions& options) {
@@ -258,13 +286,7 @@ CaseResult run_smp_checkpoint_case(const std::string& dir, const json& spec, con
 
   // The folder as saved, weights included: nothing is filled.
   auto model = from_pretrained(dir);
-  auto out = run_model(model, filled_input(spec), options);
-  io::TensorMap got{{"mask", out.mask}};
-  if (out.label.defined()) got["label"] = out.label;
-  CaseResult r;
-  compare_tensors(got, io::read_safetensors((fs::path(dir) / "expected.safetensors").string()).tensors,
-                  spec["rtol"].get<double>(), r);
-  return r;
+  return compare_model_outputs(run_model(model, filled_input(spec), options), dir, spec, options);
 }
 
 std::vector<std::string> find_cases(const std::string& root) {
@@ -280,12 +302,16 @@ std::vector<std::string> find_cases(const std::string& root) {
 
 std::vector<CaseResult> run_path(const std::string& path, const RunOptions& options) {
   const fs::path dir(path);
-  if (fs::exists(dir / "cases.json")) return run_features_info(dir);
+  if (fs::exists(dir / "cases.json"))
+    return options.dtype == at::kFloat ? run_features_info(dir)
+                                       : std::vector<CaseResult>{fail("bfloat16 runs check smp model and checkpoint cases only")};
   CaseResult r;
   try {
     const auto spec = read_json(dir / "case.json");
     const auto kind = spec.value("kind", std::string());
-    if (kind == "timm_features") {
+    if (options.dtype != at::kFloat && kind != "smp_model" && kind != "smp_checkpoint") {
+      r = fail("bfloat16 runs check smp model and checkpoint cases only");
+    } else if (kind == "timm_features") {
       r = run_timm_case(path, spec, options);
     } else if (kind == "smp_model") {
       r = run_smp_model_case(path, spec, options);

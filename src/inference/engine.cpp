@@ -876,32 +876,46 @@ class Compiler {
     } catch (const std::exception&) {
       throw std::runtime_error(fmt::format("inference compiler: no kernel for traced op {}", n->kind().toQualString()));
     }
-    const bool to_low_precision = dtype_ != at::kFloat;
+    const bool low_precision = dtype_ != at::kFloat;
+    // Reductions and normalizations keep float32 statistics in a bfloat16 program (LibTorch 1.13's
+    // bfloat16 GroupNorm, for one, accumulates in bfloat16): their inputs go up, their outputs down.
+    const bool in_float32 = low_precision && accumulates(n->kind());
     const auto dtype = dtype_;
     add_step(n->kind().toQualString(),
-        [op, in, out, to_low_precision, dtype](std::vector<IValue>& v) mutable {
+        [op, in, out, low_precision, in_float32, dtype](std::vector<IValue>& v) mutable {
           torch::jit::Stack stack;
           stack.reserve(std::max(in.size(), out.size()));
           for (int i : in) stack.push_back(v[i]);
-          if (to_low_precision)
-            for (auto& item : stack) cast_floats(item, dtype);
+          if (low_precision)
+            for (auto& item : stack) cast_tensors(item, in_float32 ? dtype : at::kFloat, in_float32 ? at::kFloat : dtype);
           op(stack);
+          if (in_float32)
+            for (size_t k = 0; k < out.size(); ++k) cast_tensors(stack[k], at::kFloat, dtype);
           for (size_t k = 0; k < out.size(); ++k) v[out[k]] = std::move(stack[k]);
         },
         in);
     ++stats_.aten_ops;
   }
 
-  // Float32 tensors (and lists of them) reaching an op in a bfloat16 program are cast down.
-  static void cast_floats(IValue& item, at::ScalarType dtype) {
+  static bool accumulates(c10::Symbol kind) {
+    static const std::unordered_set<std::string> names = {
+        "group_norm", "layer_norm", "instance_norm", "batch_norm", "softmax", "log_softmax", "mean", "sum", "var",
+        "std", "var_mean", "std_mean", "norm", "linalg_vector_norm", "adaptive_avg_pool2d", "avg_pool2d", "logsumexp",
+        "cumsum"};
+    return kind.is_aten() && names.count(kind.toUnqualString());
+  }
+
+  // Tensors (and lists of them) of dtype `from` are cast to `to`: in a bfloat16 program float32
+  // ones go down before an op, and up for the ops that accumulate.
+  static void cast_tensors(IValue& item, at::ScalarType from, at::ScalarType to) {
     if (item.isTensor()) {
-      if (item.toTensor().scalar_type() == at::kFloat) item = item.toTensor().to(dtype);
+      if (item.toTensor().scalar_type() == from) item = item.toTensor().to(to);
     } else if (item.isTensorList()) {
       auto list = item.toTensorVector();
       bool any = false;
       for (auto& t : list)
-        if (t.defined() && t.scalar_type() == at::kFloat) {
-          t = t.to(dtype);
+        if (t.defined() && t.scalar_type() == from) {
+          t = t.to(to);
           any = true;
         }
       if (any) item = c10::List<at::Tensor>(list);
