@@ -33,7 +33,7 @@ if "$build/smp" bench Unet encoder_name=tu-resnet18 encoder_depth=3 decoder_chan
     --warmup 0 --dtype bfloat16 >/dev/null 2>&1; then bf16=1; fi
 
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | tail -1; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+median() { tr ' ' '\n' | sort -g | awk 'NF {a[++n]=$1} END {if (n) print (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b}'; }
 
 echo "| model | smp-cpp float32 ms | smp-cpp bfloat16 ms | Python smp ms | ONNX Runtime ms | float32 / ORT | bfloat16 / ORT | float32 / Python | peak RSS MB (smp-cpp / Python) |"
@@ -41,13 +41,16 @@ echo "|---|---|---|---|---|---|---|---|---|"
 for model in $models; do
   arch=${model%%:*} encoder=${model#*:}
   onnx="$ort_dir/${arch}_${encoder}_${size}.onnx"
-  if [ ! -f "$onnx" ]; then
-    /usr/bin/python3 "$reference/onnxruntime/export_onnx.py" "$arch" "$encoder" "$size" "$onnx" >/dev/null 2>&1
+  if [ ! -f "$onnx" ]; then  # some models cannot be exported (PSPNet, UPerNet): no ONNX Runtime column
+    /usr/bin/python3 "$reference/onnxruntime/export_onnx.py" "$arch" "$encoder" "$size" "$onnx" >/dev/null 2>&1 ||
+      rm -f "$onnx"
   fi
   f32="" b16="" py="" ort="" rss="" pyrss=""
   for _ in $(seq "$rounds"); do
-    out=$(cd "$ort_dir" && NODE_PATH="$ort_dir/node_modules" node "$reference/onnxruntime/ort_bench.js" "$onnx" "$size" "$threads" "$repeat" 2>/dev/null || true)
-    ort="$ort $(echo "$out" | field median_ms)"
+    if [ -f "$onnx" ]; then
+      out=$(cd "$ort_dir" && NODE_PATH="$ort_dir/node_modules" node "$reference/onnxruntime/ort_bench.js" "$onnx" "$size" "$threads" "$repeat" 2>/dev/null || true)
+      ort="$ort $(echo "$out" | field median_ms)"
+    fi
     out=$("$build/smp" bench "$arch" "encoder_name=$encoder" --size "$size" --threads "$threads" --repeat "$repeat")
     f32="$f32 $(echo "$out" | field median_ms)"; rss=$(echo "$out" | field peak_rss_mb)
     out=$(/usr/bin/python3 "$here/python_reference.py" forward "$arch" "$encoder" "$size" "$threads" "$repeat" 2>/dev/null)

@@ -15,6 +15,15 @@ double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
   return ((got - want).abs().max() / want.abs().max().clamp_min(1e-12)).item<double>();
 }
 
+// Non-trivial running statistics and affine parameters, so that folding a BatchNorm changes numbers.
+void randomize(torch::nn::BatchNorm2d& b) {
+  torch::NoGradGuard no_grad;
+  b->running_mean.uniform_(-0.5, 0.5);
+  b->running_var.uniform_(0.5, 1.5);
+  b->weight.uniform_(0.5, 1.5);
+  b->bias.uniform_(-0.5, 0.5);
+}
+
 // conv -> BN -> ReLU, conv -> BN, + shortcut (conv -> BN computed after the main branch), ReLU: the
 // ResNet downsampling block, whose residual is only ready after the main branch's last convolution.
 struct BlockImpl : torch::nn::Module {
@@ -27,12 +36,7 @@ struct BlockImpl : torch::nn::Module {
     bn2 = register_module("bn2", torch::nn::BatchNorm2d(16));
     down = register_module("down", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 16, 1).stride(2).bias(false)));
     bn_down = register_module("bn_down", torch::nn::BatchNorm2d(16));
-    for (auto& b : {bn1, bn2, bn_down}) {  // non-trivial running statistics
-      b->running_mean.uniform_(-0.5, 0.5);
-      b->running_var.uniform_(0.5, 1.5);
-      b->weight.data().uniform_(0.5, 1.5);
-      b->bias.data().uniform_(-0.5, 0.5);
-    }
+    for (auto* b : {&bn1, &bn2, &bn_down}) randomize(*b);
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto y = bn2(conv2(torch::relu(bn1(conv1(x)))));
@@ -137,8 +141,7 @@ TEST(Inference, ConvolutionsOverUpsampledConcatenationsReadTheirParts) {
   torch::nn::Conv2d conv1(torch::nn::Conv2dOptions(7, 6, 3).padding(1).bias(false));
   torch::nn::Conv2d conv2(torch::nn::Conv2dOptions(6, 4, 3).padding(1));
   torch::nn::BatchNorm2d bn(6);
-  bn->running_mean.uniform_(-0.5, 0.5);
-  bn->running_var.uniform_(0.5, 1.5);
+  randomize(bn);
   torch::nn::Sequential holder(conv1, conv2, bn);
   holder->eval();
   auto skip = torch::randn({1, 3, 10, 14});
@@ -208,8 +211,7 @@ TEST(Inference, TransposedConvolutionsFoldTheirBatchNorm) {
   torch::nn::ConvTranspose2d odd(
       torch::nn::ConvTranspose2dOptions(5, 3, 3).stride(2).padding(1).output_padding(1).dilation(2));
   torch::nn::BatchNorm2d bn(5);
-  bn->running_mean.uniform_(-0.5, 0.5);
-  bn->running_var.uniform_(0.5, 1.5);
+  randomize(bn);
   torch::nn::Sequential holder(up, odd, bn);
   holder->eval();
   auto f = [&](const torch::Tensor& x) { return odd(torch::relu(bn(up(x)))); };
