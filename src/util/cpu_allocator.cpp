@@ -41,7 +41,9 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
-  // Returns every free block to the system and starts a new peak from what is live now.
+  // Returns every free block to the system. The peak stays: blocks are reused by exact size only,
+  // so a program whose sizes vary needs more cached blocks than its own peak in use (measured:
+  // starting a new peak here made EfficientNet's Unet 15-20% slower, blocks evicted every pass).
   void trim() {
     std::vector<FreeBlock> blocks;
     {
@@ -50,7 +52,6 @@ class CachingCpuAllocator final : public c10::Allocator {
       free_.clear();
       by_size_.clear();
       free_bytes_ = 0;
-      peak_bytes_ = live_bytes_;
     }
     for (const auto& b : blocks) give_back(b.ptr, b.size);
   }
