@@ -93,3 +93,20 @@ TEST(Unet, AuxHeadAndActivation) {
   EXPECT_GE(out.label.min().item<float>(), 0.0f);
   EXPECT_LE(out.label.max().item<float>(), 1.0f);
 }
+
+// Far more threads than cores is refused with the variable named (100000 used to hang LibTorch's pool).
+TEST(Threads, FarMoreThanTheMachineCanUseAreRefused) {
+  EXPECT_THROW(smp::configure_threads(100000), std::invalid_argument);
+  const char* old = std::getenv("SMP_NUM_THREADS");
+  const std::string saved = old ? old : "";
+  setenv("SMP_NUM_THREADS", "100000", 1);
+  std::string message;
+  try {
+    smp::configure_threads();
+  } catch (const std::invalid_argument& e) {
+    message = e.what();
+  }
+  if (old) setenv("SMP_NUM_THREADS", saved.c_str(), 1); else unsetenv("SMP_NUM_THREADS");
+  EXPECT_NE(message.find("SMP_NUM_THREADS = 100000"), std::string::npos) << message;
+  EXPECT_EQ(smp::configure_threads(2), 2);
+}

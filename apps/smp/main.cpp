@@ -115,7 +115,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   std::string log_level;
-  app.add_option("--threads", threads, "LibTorch threads (default: SMP_NUM_THREADS, else all cores)");
+  app.add_option("--threads", threads, "LibTorch threads (default: SMP_NUM_THREADS, else all cores)")
+      ->check(CLI::Range(0, 1 << 20));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default: SMP_LOG_LEVEL or info)");
 
   std::string arch;
