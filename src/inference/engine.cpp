@@ -668,14 +668,10 @@ class Compiler {
       emit_conv_in_parts(g);
       return;
     } else if (g.kind == ProductGroup::Kind::kConv) {
-      auto conv = std::make_shared<FusedConv>(g.weight, g.bias, g.geometry, sizes, dtype_, g.post_ops);
-      add_step(fmt::format("conv{} {}x{} {}->{}", g.geometry.transposed ? " transposed" : "", g.weight.size(2),
-                           g.weight.size(3), g.weight.size(1), g.weight.size(0)),
-               [conv, x, out, take_residual](std::vector<IValue>& v) {
-                 auto a = v[x].toTensor();
-                 v[out] = conv->run(a, take_residual(v));
-               },
-               reads, residual, last_reader);
+      add_conv_step(fmt::format("conv{} {}x{} {}->{}", g.geometry.transposed ? " transposed" : "", g.weight.size(2),
+                                g.weight.size(3), g.weight.size(1), g.weight.size(0)),
+                    std::make_shared<FusedConv>(g.weight, g.bias, g.geometry, sizes, dtype_, g.post_ops), x, residual,
+                    out);
       ++stats_.convolutions;
     } else {
       auto mm = std::make_shared<FusedMatmul>(g.weight, g.bias, sizes, dtype_, g.post_ops);
@@ -705,19 +701,25 @@ class Compiler {
       std::vector<PostOp> post_ops;
       if (previous >= 0) post_ops.push_back({PostOp::Kind::kAdd});
       if (last) post_ops.insert(post_ops.end(), g.post_ops.begin(), g.post_ops.end());
-      auto conv = std::make_shared<FusedConv>(weight.contiguous(), last ? g.bias : at::Tensor(), geometry,
-                                              *static_sizes(part.source), dtype_, post_ops);
-      const int x = slot(part.source), out = last ? slot(g.output) : temporary_slot(), residual = previous;
-      auto last_reader = std::make_shared<bool>(false);
-      add_step(fmt::format("conv 3x3 {}->{}{}", part.channels, weight.size(0), part.upsampled ? " (upsampled input)" : ""),
-               [conv, x, out, residual, last_reader](std::vector<IValue>& v) {
-                 auto a = v[x].toTensor();
-                 v[out] = conv->run(a, residual_operand(v, residual, *last_reader));
-               },
-               residual >= 0 ? std::vector<int>{x, residual} : std::vector<int>{x}, residual, last_reader);
+      const int out = last ? slot(g.output) : temporary_slot();
+      add_conv_step(fmt::format("conv 3x3 {}->{}{}", part.channels, weight.size(0), part.upsampled ? " (upsampled input)" : ""),
+                    std::make_shared<FusedConv>(weight.contiguous(), last ? g.bias : at::Tensor(), geometry,
+                                                *static_sizes(part.source), dtype_, post_ops),
+                    slot(part.source), previous, out);
       previous = out;
     }
     ++stats_.convolutions;
+  }
+
+  // A convolution step reading slot x (and the residual slot, which it takes over when it is its last reader).
+  void add_conv_step(std::string name, std::shared_ptr<FusedConv> conv, int x, int residual, int out) {
+    auto last_reader = std::make_shared<bool>(false);
+    add_step(std::move(name),
+             [conv, x, out, residual, last_reader](std::vector<IValue>& v) {
+               auto a = v[x].toTensor();
+               v[out] = conv->run(a, residual_operand(v, residual, *last_reader));
+             },
+             residual >= 0 ? std::vector<int>{x, residual} : std::vector<int>{x}, residual, last_reader);
   }
 
   int temporary_slot() {
