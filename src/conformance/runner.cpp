@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "conformance/kinds.h"
@@ -290,12 +290,27 @@ CaseResult run_smp_checkpoint_case(const std::string& dir, const json& spec, con
 }
 
 std::vector<std::string> find_cases(const std::string& root) {
-  std::vector<std::string> out;
-  if (fs::exists(fs::path(root) / "case.json") || fs::exists(fs::path(root) / "cases.json")) return {root};
+  const auto is_case = [](const fs::path& dir) {
+    return fs::is_regular_file(dir / "case.json") || fs::is_regular_file(dir / "cases.json");
+  };
+  if (is_case(root)) return {root};
   if (!fs::is_directory(root)) throw std::runtime_error(root + ": not a case folder or a directory of cases");
-  for (const auto& entry : fs::recursive_directory_iterator(root))
-    if (entry.is_regular_file() && (entry.path().filename() == "case.json" || entry.path().filename() == "cases.json"))
-      out.push_back(entry.path().parent_path().string());
+  // Linked folders are followed (a folder of links to cases is a way to pick a set); each real folder
+  // is read once, so a link back up the tree cannot loop.
+  std::vector<std::string> out;
+  std::set<fs::path> seen;
+  std::vector<fs::path> pending{root};
+  while (!pending.empty()) {
+    const fs::path dir = pending.back();
+    pending.pop_back();
+    if (!seen.insert(fs::canonical(dir)).second) continue;
+    if (is_case(dir)) {
+      out.push_back(dir.string());
+      continue;
+    }
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.is_directory()) pending.push_back(entry.path());
+  }
   std::sort(out.begin(), out.end());
   return out;
 }
