@@ -110,3 +110,36 @@ TEST(Threads, FarMoreThanTheMachineCanUseAreRefused) {
   EXPECT_NE(message.find("SMP_NUM_THREADS = 100000"), std::string::npos) << message;
   EXPECT_EQ(smp::configure_threads(2), 2);
 }
+
+// smp's freeze_encoder: no gradients into the encoder, and its BatchNorms keep their statistics
+// through train(); the decoder trains as before; unfreeze_encoder undoes both.
+TEST(FreezeEncoder, StopsGradientsAndKeepsEncoderNormStatistics) {
+  torch::manual_seed(0);
+  auto model = smp::create_model("Unet", {"encoder_name=resnet18", "encoder_depth=3", "decoder_channels=[16,8,4]"});
+  const auto params = model->named_parameters();
+  const auto buffers = model->named_buffers();
+  const std::string encoder_stat = "encoder.bn1.running_mean", decoder_stat = "decoder.blocks.0.conv1.1.running_mean";
+  ASSERT_TRUE(buffers.contains(encoder_stat) && buffers.contains(decoder_stat));
+
+  model->freeze_encoder();
+  model->train();
+  EXPECT_TRUE(model->encoder_frozen());
+  for (const auto& p : params) EXPECT_EQ(p.value().requires_grad(), p.key().rfind("encoder.", 0) != 0) << p.key();
+  const auto encoder_before = buffers[encoder_stat].clone(), decoder_before = buffers[decoder_stat].clone();
+  auto x = torch::randn({2, 3, 64, 64});
+  model->forward(x).sum().backward();
+  EXPECT_TRUE(torch::equal(buffers[encoder_stat], encoder_before));
+  EXPECT_FALSE(torch::equal(buffers[decoder_stat], decoder_before));
+  EXPECT_FALSE(params["encoder.conv1.weight"].grad().defined());
+  EXPECT_TRUE(params["decoder.blocks.0.conv1.0.weight"].grad().defined());
+
+  model->eval();
+  for (const auto& m : model->modules()) EXPECT_FALSE(m->is_training());
+
+  model->unfreeze_encoder();
+  model->train();
+  EXPECT_FALSE(model->encoder_frozen());
+  for (const auto& p : params) EXPECT_TRUE(p.value().requires_grad()) << p.key();
+  model->forward(x);
+  EXPECT_FALSE(torch::equal(buffers[encoder_stat], encoder_before));
+}

@@ -52,7 +52,7 @@ class SegmentationModelImpl : public torch::nn::Module {
  public:
   // Mask logits (after `activation`), [N, classes, H, W].
   torch::Tensor forward(const torch::Tensor& x) { return forward_all(x).mask; }
-  // Encoder -> decode() -> heads; DPT, whose decoder also takes the ViT's prefix tokens, overrides it.
+  // Encoder -> decoder -> heads; DPT, whose decoder also takes the ViT's prefix tokens, overrides it.
   virtual SegmentationOutput forward_all(const torch::Tensor& x);
   // eval() + inference mode, through the inference path (smp/inference.h) unless options.optimize()
   // is false; the compiled programs are kept with the model until its weights change.
@@ -69,12 +69,27 @@ class SegmentationModelImpl : public torch::nn::Module {
   // Both files are written beside their targets first, so a failure leaves existing files as they were.
   void save_pretrained(const std::string& directory) const;
 
+  // As smp: freezing stops gradients to the encoder's parameters and puts its running-statistics
+  // norms (BatchNorm, InstanceNorm) in eval mode, where train() leaves the whole encoder until
+  // unfreeze_encoder(), which makes them trainable and puts those norms back in training mode.
+  void freeze_encoder() { set_encoder_trainable(false); }
+  void unfreeze_encoder() { set_encoder_trainable(true); }
+  bool encoder_frozen() const { return encoder_frozen_; }
+  void train(bool on = true) override;
+
  protected:
   SegmentationModelImpl(std::string arch, nlohmann::json config) : arch_(std::move(arch)), config_(std::move(config)) {}
-  // The decoder's output for the encoder's features (called by the default forward_all).
-  virtual torch::Tensor decode(const std::vector<torch::Tensor>& features);
   // Registers "encoder"; call first so the parameter order follows smp's.
   void set_encoder(Encoder encoder);
+  // Registers "decoder" (any module holder whose forward takes the encoder's features); the default
+  // forward_all runs it between the encoder and the heads.
+  template <typename Decoder>
+  void set_decoder(Decoder decoder) {
+    auto module = decoder.ptr();
+    set_decoder(module, [module](const std::vector<torch::Tensor>& features) { return module->forward(features); });
+  }
+  void set_decoder(std::shared_ptr<torch::nn::Module> decoder,
+                   std::function<torch::Tensor(const std::vector<torch::Tensor>&)> forward);
   // Registers "segmentation_head" (any module holder with a Tensor -> Tensor forward) and, with
   // aux_params, "classification_head" on the last feature.
   template <typename Head>
@@ -92,7 +107,11 @@ class SegmentationModelImpl : public torch::nn::Module {
   friend struct detail::PretrainedAccess;
   std::string arch_;
   nlohmann::json config_;
+  void set_encoder_trainable(bool trainable);
+
   Encoder encoder_;
+  bool encoder_frozen_ = false;
+  std::function<torch::Tensor(const std::vector<torch::Tensor>&)> decoder_;
   std::function<torch::Tensor(const torch::Tensor&)> segmentation_head_;
   torch::nn::Sequential classification_head_{nullptr};
   std::shared_ptr<inference::ModelCache> inference_;  // made by the first predict
@@ -111,12 +130,6 @@ struct UnetOptions {
 class UnetImpl : public SegmentationModelImpl {
  public:
   explicit UnetImpl(const UnetOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(Unet);
 

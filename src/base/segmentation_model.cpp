@@ -8,6 +8,35 @@ namespace smp {
 
 void SegmentationModelImpl::set_encoder(Encoder encoder) { encoder_ = register_module("encoder", std::move(encoder)); }
 
+void SegmentationModelImpl::set_decoder(std::shared_ptr<torch::nn::Module> decoder,
+                                        std::function<torch::Tensor(const std::vector<torch::Tensor>&)> forward) {
+  register_module("decoder", std::move(decoder));
+  decoder_ = std::move(forward);
+}
+
+namespace {
+
+// The norms smp freezes with the encoder: those keeping running statistics (BatchNorm, InstanceNorm
+// with track_running_stats), whichever module type implements them.
+void set_running_stat_norms_mode(torch::nn::Module& root, bool training) {
+  for (const auto& module : root.modules())
+    if (module->named_buffers(/*recurse=*/false).contains("running_mean")) module->train(training);
+}
+
+}  // namespace
+
+void SegmentationModelImpl::set_encoder_trainable(bool trainable) {
+  for (auto& p : encoder_->parameters()) p.set_requires_grad(trainable);
+  set_running_stat_norms_mode(*encoder_, trainable && is_training());
+  encoder_frozen_ = !trainable;
+}
+
+// eval() is eval everywhere; train() keeps a frozen encoder's running-statistics norms in eval.
+void SegmentationModelImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  if (on && encoder_frozen_) set_running_stat_norms_mode(*encoder_, false);
+}
+
 void SegmentationModelImpl::set_heads(std::shared_ptr<torch::nn::Module> head,
                                       std::function<torch::Tensor(const torch::Tensor&)> forward,
                                       const std::optional<AuxParams>& aux) {
@@ -39,10 +68,6 @@ void SegmentationModelImpl::check_input_shape(const torch::Tensor& x) const {
   }
 }
 
-torch::Tensor SegmentationModelImpl::decode(const std::vector<torch::Tensor>& features) {
-  throw std::logic_error(arch_ + " has no decode(features); it decodes in forward_all");
-}
-
 SegmentationOutput SegmentationModelImpl::apply_heads(const torch::Tensor& decoded, const torch::Tensor& deepest) {
   SegmentationOutput out;
   out.mask = segmentation_head_(decoded);
@@ -53,7 +78,8 @@ SegmentationOutput SegmentationModelImpl::apply_heads(const torch::Tensor& decod
 SegmentationOutput SegmentationModelImpl::forward_all(const torch::Tensor& x) {
   check_input_shape(x);
   auto features = encoder_->forward(x);
-  return apply_heads(decode(features), features.back());
+  if (!decoder_) throw std::logic_error(arch_ + " registered no decoder; it decodes in its own forward_all");
+  return apply_heads(decoder_(features), features.back());
 }
 
 SegmentationOutput SegmentationModelImpl::predict(const torch::Tensor& x, const InferenceOptions& options) {

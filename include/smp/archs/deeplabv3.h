@@ -20,12 +20,6 @@ struct DeepLabV3Options {
 class DeepLabV3Impl : public SegmentationModelImpl {
  public:
   explicit DeepLabV3Impl(const DeepLabV3Options& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(DeepLabV3);
 
@@ -42,12 +36,6 @@ struct DeepLabV3PlusOptions {
 class DeepLabV3PlusImpl : public SegmentationModelImpl {
  public:
   explicit DeepLabV3PlusImpl(const DeepLabV3PlusOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(DeepLabV3Plus);
 

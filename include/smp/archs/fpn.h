@@ -19,12 +19,6 @@ struct FPNOptions {
 class FPNImpl : public SegmentationModelImpl {
  public:
   explicit FPNImpl(const FPNOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(FPN);
 

@@ -13,12 +13,6 @@ struct LinknetOptions {
 class LinknetImpl : public SegmentationModelImpl {
  public:
   explicit LinknetImpl(const LinknetOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(Linknet);
 

@@ -17,12 +17,6 @@ struct MAnetOptions {
 class MAnetImpl : public SegmentationModelImpl {
  public:
   explicit MAnetImpl(const MAnetOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(MAnet);
 

@@ -17,12 +17,6 @@ struct PANOptions {
 class PANImpl : public SegmentationModelImpl {
  public:
   explicit PANImpl(const PANOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(PAN);
 

@@ -17,12 +17,6 @@ struct PSPNetOptions {
 class PSPNetImpl : public SegmentationModelImpl {
  public:
   explicit PSPNetImpl(const PSPNetOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(PSPNet);
 

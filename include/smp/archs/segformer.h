@@ -14,12 +14,6 @@ struct SegformerOptions {
 class SegformerImpl : public SegmentationModelImpl {
  public:
   explicit SegformerImpl(const SegformerOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(Segformer);
 

@@ -16,12 +16,6 @@ struct UnetPlusPlusOptions {
 class UnetPlusPlusImpl : public SegmentationModelImpl {
  public:
   explicit UnetPlusPlusImpl(const UnetPlusPlusOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(UnetPlusPlus);
 

@@ -16,12 +16,6 @@ struct UPerNetOptions {
 class UPerNetImpl : public SegmentationModelImpl {
  public:
   explicit UPerNetImpl(const UPerNetOptions& options);
-
- protected:
-  torch::Tensor decode(const std::vector<torch::Tensor>& features) override;
-
- private:
-  std::shared_ptr<torch::nn::Module> decoder_;
 };
 TORCH_MODULE(UPerNet);
 

@@ -166,26 +166,18 @@ DeepLabV3Impl::DeepLabV3Impl(const DeepLabV3Options& o)
   set_encoder(create_encoder(detail::encoder_options(o, o.encoder_output_stride())));
   const int64_t depth = encoder().depth();
   const int64_t scale = o.upsampling() ? *o.upsampling() : depth <= 3 ? int64_t{1} << depth : o.encoder_output_stride();
-  decoder_ = register_module("decoder", DeepLabV3Decoder(encoder().out_channels().back(), o));
+  set_decoder(DeepLabV3Decoder(encoder().out_channels().back(), o));
   set_heads(segmentation_head(o.decoder_channels(), o.classes(), 1, o.activation(), static_cast<double>(scale)),
             o.aux_params());
-}
-
-torch::Tensor DeepLabV3Impl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<DeepLabV3DecoderImpl>(decoder_)->forward(features);
 }
 
 DeepLabV3PlusImpl::DeepLabV3PlusImpl(const DeepLabV3PlusOptions& o)
     : SegmentationModelImpl("DeepLabV3Plus", detail::options_to_json(deeplabv3plus_fields(), o)) {
   check_output_stride("DeeplabV3Plus", o.encoder_output_stride());
   set_encoder(create_encoder(detail::encoder_options(o, o.encoder_output_stride())));
-  decoder_ = register_module("decoder", DeepLabV3PlusDecoder(encoder().out_channels(), encoder().depth(), o));
+  set_decoder(DeepLabV3PlusDecoder(encoder().out_channels(), encoder().depth(), o));
   set_heads(segmentation_head(o.decoder_channels(), o.classes(), 1, o.activation(), static_cast<double>(o.upsampling())),
             o.aux_params());
-}
-
-torch::Tensor DeepLabV3PlusImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<DeepLabV3PlusDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_deeplabv3() {

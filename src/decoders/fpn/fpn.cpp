@@ -136,13 +136,9 @@ FPNImpl::FPNImpl(const FPNOptions& o) : SegmentationModelImpl("FPN", detail::opt
     throw std::invalid_argument(fmt::format("Encoder {} support only encoder_depth=5", o.encoder_name()));
   set_encoder(create_encoder(detail::encoder_options(o)));
   auto decoder = FPNDecoder(encoder().out_channels(), encoder().depth(), o);
-  decoder_ = register_module("decoder", decoder);
+  set_decoder(decoder);
   set_heads(segmentation_head(decoder->out_channels, o.classes(), 1, o.activation(), static_cast<double>(o.upsampling())),
             o.aux_params());
-}
-
-torch::Tensor FPNImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<FPNDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_fpn() {

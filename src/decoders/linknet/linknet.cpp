@@ -74,13 +74,9 @@ LinknetImpl::LinknetImpl(const LinknetOptions& o)
   if (util::starts_with(o.encoder_name(), "mit_b"))
     throw std::invalid_argument(fmt::format("Encoder `{}` is not supported for Linknet", o.encoder_name()));
   set_encoder(create_encoder(detail::encoder_options(o)));
-  decoder_ = register_module("decoder", LinknetDecoder(encoder().out_channels(), kPrefinalChannels,
+  set_decoder(LinknetDecoder(encoder().out_channels(), kPrefinalChannels,
                                                        encoder().depth(), o.decoder_use_norm()));
   set_heads(segmentation_head(kPrefinalChannels, o.classes(), 1, o.activation()), o.aux_params());
-}
-
-torch::Tensor LinknetImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<LinknetDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_linknet() {

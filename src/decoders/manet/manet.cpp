@@ -134,12 +134,8 @@ MAnetImpl::MAnetImpl(const MAnetOptions& o) : SegmentationModelImpl("MAnet", det
                                             o.encoder_depth(), channels.size()));
   // A timm encoder with fewer reductions may lower its depth (as for Unet): the first entries are used.
   const std::vector<int64_t> used(channels.begin(), channels.begin() + encoder().depth());
-  decoder_ = register_module("decoder", MAnetDecoder(encoder().out_channels(), used, o));
+  set_decoder(MAnetDecoder(encoder().out_channels(), used, o));
   set_heads(segmentation_head(used.back(), o.classes(), 3, o.activation()), o.aux_params());
-}
-
-torch::Tensor MAnetImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<MAnetDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_manet() { detail::register_architecture_of<MAnet>("MAnet", manet_fields()); }

@@ -154,14 +154,10 @@ PANImpl::PANImpl(const PANOptions& o) : SegmentationModelImpl("PAN", detail::opt
     throw std::invalid_argument(
         fmt::format("PAN support output stride 16 or 32, got {}", o.encoder_output_stride()));
   set_encoder(create_encoder(detail::encoder_options(o, o.encoder_output_stride())));
-  decoder_ = register_module("decoder", PANDecoder(encoder().out_channels(), encoder().depth(), o.decoder_channels(),
+  set_decoder(PANDecoder(encoder().out_channels(), encoder().depth(), o.decoder_channels(),
                                                    o.decoder_interpolation()));
   set_heads(segmentation_head(o.decoder_channels(), o.classes(), 3, o.activation(), static_cast<double>(o.upsampling())),
             o.aux_params());
-}
-
-torch::Tensor PANImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<PANDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_pan() {

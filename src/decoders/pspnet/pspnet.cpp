@@ -97,13 +97,9 @@ const std::vector<detail::Field<PSPNetOptions>>& pspnet_fields() {
 PSPNetImpl::PSPNetImpl(const PSPNetOptions& o)
     : SegmentationModelImpl("PSPNet", detail::options_to_json(pspnet_fields(), o)) {
   set_encoder(create_encoder(detail::encoder_options(o)));
-  decoder_ = register_module("decoder", PSPDecoder(encoder().out_channels().back(), o));
+  set_decoder(PSPDecoder(encoder().out_channels().back(), o));
   set_heads(segmentation_head(o.psp_out_channels(), o.classes(), 3, o.activation(), static_cast<double>(o.upsampling())),
             o.aux_params());
-}
-
-torch::Tensor PSPNetImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<PSPDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_pspnet() {

@@ -71,14 +71,10 @@ SegformerImpl::SegformerImpl(const SegformerOptions& o)
   if (o.encoder_depth() < 3)
     throw std::invalid_argument(
         fmt::format("Encoder depth for Segformer decoder cannot be less than 3, got {}.", o.encoder_depth()));
-  decoder_ = register_module("decoder", SegformerDecoder(encoder().out_channels(), o.decoder_segmentation_channels()));
+  set_decoder(SegformerDecoder(encoder().out_channels(), o.decoder_segmentation_channels()));
   set_heads(segmentation_head(o.decoder_segmentation_channels(), o.classes(), 1, o.activation(),
                               static_cast<double>(o.upsampling())),
             o.aux_params());
-}
-
-torch::Tensor SegformerImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<SegformerDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_segformer() { detail::register_architecture_of<Segformer>("Segformer", segformer_fields()); }

@@ -71,12 +71,8 @@ UnetImpl::UnetImpl(const UnetOptions& o) : SegmentationModelImpl("Unet", detail:
   // The decoder uses the first `depth` entries (the default has five; the depth may be lower).
   std::vector<int64_t> used(channels.begin(), channels.begin() + depth);
   const bool vgg = util::starts_with(o.encoder_name(), "vgg");
-  decoder_ = register_module("decoder", UnetDecoder(encoder().out_channels(), used, vgg, o));
+  set_decoder(UnetDecoder(encoder().out_channels(), used, vgg, o));
   set_heads(segmentation_head(used.back(), o.classes(), 3, o.activation()), o.aux_params());
-}
-
-torch::Tensor UnetImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<UnetDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_unet() {

@@ -113,12 +113,8 @@ UnetPlusPlusImpl::UnetPlusPlusImpl(const UnetPlusPlusOptions& o)
   if (used.size() < 2)
     throw std::invalid_argument(fmt::format("UnetPlusPlus needs encoder_depth of at least 2, got {}", used.size()));
   const bool vgg = util::starts_with(o.encoder_name(), "vgg");
-  decoder_ = register_module("decoder", UnetPlusPlusDecoder(encoder().out_channels(), used, vgg, o));
+  set_decoder(UnetPlusPlusDecoder(encoder().out_channels(), used, vgg, o));
   set_heads(segmentation_head(used.back(), o.classes(), 3, o.activation()), o.aux_params());
-}
-
-torch::Tensor UnetPlusPlusImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<UnetPlusPlusDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_unetplusplus() {

@@ -114,14 +114,10 @@ UPerNetImpl::UPerNetImpl(const UPerNetOptions& o)
   if (o.encoder_depth() < 3)
     throw std::invalid_argument(
         fmt::format("Encoder depth for UPerNet decoder cannot be less than 3, got {}.", o.encoder_depth()));
-  decoder_ = register_module("decoder", UPerNetDecoder(encoder().out_channels(), o.decoder_channels(),
+  set_decoder(UPerNetDecoder(encoder().out_channels(), o.decoder_channels(),
                                                        o.decoder_use_norm()));
   set_heads(segmentation_head(o.decoder_channels(), o.classes(), 1, o.activation(), static_cast<double>(o.upsampling())),
             o.aux_params());
-}
-
-torch::Tensor UPerNetImpl::decode(const std::vector<torch::Tensor>& features) {
-  return std::static_pointer_cast<UPerNetDecoderImpl>(decoder_)->forward(features);
 }
 
 void register_upernet() { detail::register_architecture_of<UPerNet>("UPerNet", upernet_fields()); }
