@@ -20,17 +20,9 @@ std::map<std::string, ArchEntry>& arch_table() {
 const std::map<std::string, ArchEntry>& architectures() {
   static std::once_flag once;
   std::call_once(once, [] {
-    register_unet();
-    register_linknet();
-    register_dpt();
-    register_fpn();
-    register_pspnet();
-    register_pan();
-    register_deeplabv3();
-    register_unetplusplus();
-    register_manet();
-    register_upernet();
-    register_segformer();
+#define SMP_ARCHITECTURE(name) register_##name();
+#include "models/architectures.def"
+#undef SMP_ARCHITECTURE
   });
   return arch_table();
 }

@@ -29,25 +29,10 @@ void register_configs(const std::string& family, const std::vector<std::pair<std
   }
 }
 
-// (one declaration per family)
-void register_xcit_family();
-void register_resnet_family();
-void register_efficientformer_family();
-void register_convnext_family();
-void register_regnet_family();
-void register_efficientnet_family();
-void register_mobilenetv3_family();
-void register_vgg_family();
-void register_densenet_family();
-void register_dla_family();
-void register_hrnet_family();
-void register_vision_transformer_family();
-void register_metaformer_family();
-void register_mambaout_family();
-void register_swin_transformer_family();
-void register_eva_family();
-void register_levit_family();
-void register_byobnet_family();
-void register_fastvit_family();
+// Each family file defines register_<name>_family(); families.def lists them (the one line a new
+// family adds).
+#define SMP_TIMM_FAMILY(name) void register_##name##_family();
+#include "timm/families.def"
+#undef SMP_TIMM_FAMILY
 
 }  // namespace smp::timm

@@ -19,25 +19,9 @@ std::map<std::string, ModelEntry>& entries() {
 void register_all_families() {
   static std::once_flag once;
   std::call_once(once, [] {
-    register_xcit_family();
-    register_resnet_family();
-    register_efficientformer_family();
-    register_convnext_family();
-    register_regnet_family();
-    register_efficientnet_family();
-    register_mobilenetv3_family();
-    register_vgg_family();
-    register_densenet_family();
-    register_dla_family();
-    register_hrnet_family();
-    register_vision_transformer_family();
-    register_metaformer_family();
-    register_mambaout_family();
-    register_swin_transformer_family();
-    register_eva_family();
-    register_levit_family();
-    register_byobnet_family();
-    register_fastvit_family();
+#define SMP_TIMM_FAMILY(name) register_##name##_family();
+#include "timm/families.def"
+#undef SMP_TIMM_FAMILY
   });
 }
 
