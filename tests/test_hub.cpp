@@ -596,3 +596,23 @@ TEST_F(Hub, DeprecatedTimmNamesMapToTheCurrentModelAndTag) {
 }
 
 }  // namespace
+
+// smp's from_pretrained("org/name"): config.json and the weights come through the hub cache.
+TEST_F(Hub, FromPretrainedTakesAHubModelId) {
+  torch::manual_seed(0);
+  auto model = smp::create_model("Unet", {"encoder_name=resnet18", "encoder_depth=3", "decoder_channels=[16,8,4]"});
+  const auto saved = dir_ / "saved";
+  model->save_pretrained(saved.string());
+  serve("org/unet", "config.json", read_file(saved / "config.json"));
+  serve("org/unet", "model.safetensors", read_file(saved / "model.safetensors"));
+  auto loaded = smp::from_pretrained("org/unet");
+  EXPECT_EQ(loaded->arch(), "Unet");
+  EXPECT_TRUE(fs::exists(repo_cache("models--org--unet") / "snapshots" / kCommit / "model.safetensors"));
+  model->eval();
+  const auto x = torch::randn({1, 3, 64, 64});
+  EXPECT_TRUE(torch::equal(model->forward(x), loaded->forward(x)));
+
+  const auto missing = error_of([] { smp::from_pretrained("org/none"); });
+  EXPECT_NE(missing.find("no local folder"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("Repository 'org/none' not found"), std::string::npos) << missing;
+}

@@ -272,7 +272,7 @@ TEST(Pretrained, ConfigKeysAsSmpReadsThem) {
 TEST(Pretrained, BadFoldersAreExplained) {
   TempDir dir;
   expect_error_mentions([&] { smp::from_pretrained((dir.path / "none").string()); },
-                        {"none", "not a folder with config.json", "download"});
+                        {"none", "not a folder with config.json", "Hugging Face Hub model id"});
   write_text(dir.path / "config.json", R"({"classes": 2})");
   expect_error_mentions([&] { smp::from_pretrained(dir.path.string()); }, {"config.json", "_model_class"});
   write_text(dir.path / "config.json", R"({"_model_class": "Unet", "classes": 2,)");

@@ -14,7 +14,9 @@ namespace smp {
 // to the model's. strict: any missing, unexpected or mis-shaped key throws std::runtime_error listing
 // them all; otherwise those are skipped with a warning. The encoder's own weights ("encoder_weights")
 // are never fetched: the checkpoint holds them, and config() keeps the value the file had.
-// Only local folders are read; download a Hugging Face Hub repository first.
-SegmentationModel from_pretrained(const std::string& path, bool strict = true);
+// `path_or_id` is a local folder or, when no such folder exists, a Hugging Face Hub model id
+// ("smp-hub/segformer-b0-512x512-ade-160k"): its config.json and weights are downloaded into the hub
+// cache (smp/hub.h: HF_ENDPOINT, HF_HUB_OFFLINE, ... apply) and read from there.
+SegmentationModel from_pretrained(const std::string& path_or_id, bool strict = true);
 
 }  // namespace smp

@@ -1,11 +1,14 @@
 // save_pretrained / from_pretrained: the folder layout of smp's hub mixin (huggingface_hub's
 // PyTorchModelHubMixin): config.json with the constructor's keyword arguments plus "_model_class",
 // and the state dict in model.safetensors.
+#include <smp/hub.h>
 #include <smp/io.h>
 #include <smp/pretrained.h>
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 
@@ -63,13 +66,48 @@ void SegmentationModelImpl::save_pretrained(const std::string& directory) const 
   config_file.commit();
 }
 
-SegmentationModel from_pretrained(const std::string& path, bool strict) {
-  const fs::path dir(path);
+namespace {
+
+// "org/name" as the hub spells model ids: two non-empty parts of letters, digits, '-', '_' and '.'.
+bool is_hub_id(const std::string& s) {
+  const auto slash = s.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == s.size() || s.find('/', slash + 1) != std::string::npos ||
+      s[0] == '.')
+    return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '/';
+  });
+}
+
+// The snapshot folder of `id` in the hub cache, holding config.json and the weights.
+fs::path download_model(const std::string& id) {
+  const fs::path config = hub::hf_hub_download(id, kConfigName);
+  try {
+    hub::hf_hub_download(id, kSafetensorsName);
+  } catch (const hub::HubError& e) {
+    if (e.status() != 404) throw;
+    hub::hf_hub_download(id, kTorchName);
+  }
+  return config.parent_path();
+}
+
+}  // namespace
+
+SegmentationModel from_pretrained(const std::string& path_or_id, bool strict) {
+  fs::path dir(path_or_id);
+  if (!fs::exists(dir) && is_hub_id(path_or_id)) {
+    try {
+      dir = download_model(path_or_id);
+    } catch (const hub::HubError& e) {
+      throw std::runtime_error(path_or_id + " is no local folder, and as a Hugging Face Hub model id: " + e.what());
+    }
+  }
+  const std::string path = dir.string();
   const auto config_path = dir / kConfigName;
   if (!fs::is_directory(dir) || !fs::exists(config_path))
-    throw std::runtime_error(path + ": not a folder with " + kConfigName +
-                             " (only local folders written by save_pretrained are read; download a Hugging Face "
-                             "Hub repository first, e.g. huggingface-cli download <repo> --local-dir <folder>)");
+    throw std::runtime_error(path_or_id + ": not a folder with " + kConfigName +
+                             " (a folder written by save_pretrained, or a Hugging Face Hub model id such as "
+                             "smp-hub/unet-resnet34)");
   const auto config = read_config(config_path);
   const auto arch = config["_model_class"].get<std::string>();
 
