@@ -45,7 +45,7 @@ nn::Conv2d folded_conv(const torch::Tensor& weight, const torch::Tensor& bias, i
 
 MobileOneBlockImpl::MobileOneBlockImpl(const MobileOneBlockOptions& o, nn::AnyModule attn)
     : options_(o), attn_(std::move(attn)), act_(get_act(o.act())) {
-  if (o.in_channels() == o.out_channels() && o.stride() == 1)
+  if (o.in_channels() == o.out_channels() && o.stride() == 1 && !o.dilation_changes())
     identity_ = register_module("identity", BatchNormAct2d(o.out_channels(), ""));
   conv_kxk_ = register_module("conv_kxk", nn::ModuleList());
   for (int64_t i = 0; i < o.num_conv_branches(); ++i)

@@ -47,6 +47,9 @@ struct MobileOneBlockOptions {
   TORCH_ARG(std::string, act) = "relu";       // timm's name; "" = none
   // Name of the channel attention applied before the activation: byobnet says "attn", fastvit "se".
   TORCH_ARG(std::string, attn_name) = "attn";
+  // byobnet's (first, rest) dilation pair in a dilated stage. As in timm, the branches themselves stay
+  // undilated; a pair that differs only drops the identity branch.
+  TORCH_ARG(bool, dilation_changes) = false;
 };
 
 // The sum of the conv branches, the scale branch and a BatchNorm identity branch (when the shape is

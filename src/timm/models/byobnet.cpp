@@ -29,37 +29,50 @@ const std::vector<int64_t> kWidths = {64, 128, 256, 512};
 
 // A block as byobnet builds them: ReLU, squeeze-excite (when asked) named "attn".
 layers::MobileOneBlock mobileone_block(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,
-                                       int64_t branches, bool se) {
-  return layers::MobileOneBlock(
-      layers::MobileOneBlockOptions(in, out, kernel).stride(stride).groups(groups).num_conv_branches(branches),
-      se ? layers::create_attn("se", out) : nn::AnyModule());
+                                       int64_t branches, bool se, bool dilation_changes = false) {
+  return layers::MobileOneBlock(layers::MobileOneBlockOptions(in, out, kernel)
+                                    .stride(stride)
+                                    .groups(groups)
+                                    .num_conv_branches(branches)
+                                    .dilation_changes(dilation_changes),
+                                se ? layers::create_attn("se", out) : nn::AnyModule());
 }
 
 class MobileOneImpl : public BackboneImpl {
  public:
   MobileOneImpl(const std::string& name, const MobileOneConfig& c, const ModelArgs& args)
       : name_(name), features_only_(args.features_only()) {
-    if (args.output_stride() != 32)
-      throw std::invalid_argument(name + " supports output_stride 32 only (got " +
-                                  std::to_string(args.output_stride()) + ")");
     stem = register_module("stem", mobileone_block(args.in_chans(), c.stem_chs, 3, 2, 1, 1, false));
     feature_info_.push_back({"stem", c.stem_chs, 2});
-    std::vector<int64_t> outs;
+    // Past output_stride a stage keeps stride 1 (timm's create_byob_stages; timm's MobileOne blocks do
+    // not dilate their convolutions, so neither do these).
+    std::vector<int64_t> outs, strides;
+    std::vector<bool> first_dilation_differs;
+    int64_t net_stride = 2, dilation = 1;
     for (size_t s = 0; s < 4; ++s) {
       outs.push_back(layers::make_divisible(static_cast<double>(kWidths[s]) * c.width_factors[s]));
+      int64_t stride = 2;
+      if (net_stride >= args.output_stride()) {
+        dilation *= stride;
+        stride = 1;
+      }
+      net_stride *= stride;
+      strides.push_back(stride);
+      first_dilation_differs.push_back((dilation <= 2 ? 1 : 2) != dilation);
       // stages.0-2 are features; the last stage's output is the "final_conv" feature (an identity).
-      feature_info_.push_back({s < 3 ? "stages." + std::to_string(s) : "final_conv", outs[s], int64_t{4} << s});
+      feature_info_.push_back({s < 3 ? "stages." + std::to_string(s) : "final_conv", outs[s], net_stride});
     }
     const int64_t last = layers::last_feature_index(args, 5);
     stages = register_module("stages", nn::Sequential());
     int64_t prev = c.stem_chs;
-    // Each block is a depthwise kxk block then a pointwise block; the first of a stage has stride 2.
+    // Each block is a depthwise kxk block then a pointwise block; the first takes the stage's stride.
     auto dw = std::min<int64_t>(64, static_cast<int64_t>(64 * c.width_factors[0]));
     for (size_t s = 0; static_cast<int64_t>(s) < last && s < 4; ++s) {
       Block stage;
       for (int64_t b = 0; b < kDepths[s]; ++b) {
         const bool se = b >= kDepths[s] - c.se_blocks[s];
-        stage->push_back(mobileone_block(prev, dw, 3, b == 0 ? 2 : 1, dw, c.num_conv_branches, se));
+        stage->push_back(mobileone_block(prev, dw, 3, b == 0 ? strides[s] : 1, dw, c.num_conv_branches, se,
+                                         b == 0 && first_dilation_differs[s]));
         stage->push_back(mobileone_block(dw, outs[s], 1, 1, 1, c.num_conv_branches, se));
         prev = dw = outs[s];
       }
