@@ -22,14 +22,37 @@ using nlohmann::json;
 namespace {
 
 // Training settings with their defaults; a JSON config's "train" object and the flags override them.
+// What the trainer takes comes with TrainerOptions' defaults (one source); the rest is the command's.
 json default_settings() {
-  return {{"epochs", 20},          {"batch_size", 8},       {"lr", 1e-3},          {"weight_decay", 1e-4},
-          {"optimizer", "adamw"},  {"momentum", 0.9},       {"nesterov", false},   {"schedule", "cosine"},
-          {"warmup_steps", 0},     {"step_epochs", 10},     {"gamma", 0.1},        {"power", 0.9},
-          {"min_lr", 0.0},         {"accumulate", 1},       {"clip_grad_norm", 0.0}, {"monitor", "miou"},
-          {"early_stopping", 0},   {"seed", 0},             {"size", 256},         {"workers", 2},
-          {"val_split", 0.1},      {"loss", "DiceLoss+CrossEntropy"}, {"log_format", "csv"},
-          {"ignore_index", nullptr}, {"precision", "float32"}, {"channels_last", false}};
+  const train::TrainerOptions t;
+  const auto& opt = t.optimizer();
+  const auto& sch = t.schedule();
+  return {{"epochs", t.epochs()},
+          {"optimizer", opt.name()},
+          {"lr", opt.lr()},
+          {"weight_decay", opt.weight_decay()},
+          {"momentum", opt.momentum()},
+          {"nesterov", opt.nesterov()},
+          {"schedule", sch.name()},
+          {"warmup_steps", sch.warmup_steps()},
+          {"step_epochs", sch.step_epochs()},
+          {"gamma", sch.gamma()},
+          {"power", sch.power()},
+          {"min_lr", sch.min_lr()},
+          {"accumulate", t.accumulate()},
+          {"clip_grad_norm", t.clip_grad_norm()},
+          {"monitor", t.monitor()},
+          {"early_stopping", t.early_stopping()},
+          {"seed", t.seed()},
+          {"log_format", t.log_format()},
+          {"ignore_index", t.ignore_index() ? json(*t.ignore_index()) : json(nullptr)},
+          {"precision", t.precision()},
+          {"channels_last", t.channels_last()},
+          {"batch_size", 8},
+          {"size", 256},
+          {"workers", 2},
+          {"val_split", 0.1},
+          {"loss", "DiceLoss+CrossEntropy"}};
 }
 
 // The flags of `smp train`, each bound to a settings key; only flags given on the command line
