@@ -2,6 +2,7 @@
 #include "commands.h"
 
 #include <smp/conformance.h>
+#include <smp/encoder_table.h>
 #include <smp/smp.h>
 
 #include <CLI/CLI.hpp>
@@ -57,38 +58,31 @@ int run_conformance(const std::vector<std::string>& paths, const smp::conformanc
   return failed || (unsupported && !allow_unsupported) ? 1 : 0;
 }
 
-// One line per encoder (smp's own, then timm's); `markdown` gives the table of docs/encoders.md.
-int run_list_encoders(const std::string& pattern, bool markdown) {
-  auto print = [markdown](const std::string& name, const std::string& family, const std::vector<int64_t>& channels,
-                          const std::vector<int64_t>& reductions, const torch::nn::Module& module) {
-    int64_t params = 0;
-    for (const auto& p : module.parameters()) params += p.numel();
-    const double millions = static_cast<double>(params) / 1e6;
-    if (markdown)
-      std::cout << fmt::format("| {} | {} | {} | {} | {:.1f} |\n", name, family, fmt::join(channels, ", "),
-                               fmt::join(reductions, ", "), millions);
-    else
-      std::cout << fmt::format("{:<43} channels [{}]  reductions [{}]  params {:.1f}M\n", name,
-                               fmt::join(channels, ", "), fmt::join(reductions, ", "), millions);
+// One line per encoder (smp's own, then timm's) from the compiled-in table; `measure` builds each
+// encoder instead (how scripts/gen-encoders-doc.sh refreshes the table). A pattern matches the name
+// with or without its tu- prefix.
+int run_list_encoders(const std::string& pattern, bool tsv, bool measure) {
+  auto matches = [&pattern](const std::string& name) {
+    const bool timm = name.rfind("tu-", 0) == 0;
+    return pattern.empty() || fnmatch(pattern.c_str(), name.c_str(), 0) == 0 ||
+           (timm && fnmatch(pattern.c_str(), name.c_str() + 3, 0) == 0);
   };
-  if (markdown) std::cout << "| Encoder | Family | Channels | Reductions | Params (M) |\n|---|---|---|---|---|\n";
-  for (const auto& name : smp::list_smp_encoders()) {
-    if (!pattern.empty() && fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
-    auto encoder = smp::create_encoder(smp::EncoderOptions().name(name));
-    const auto all = encoder->out_channels();
-    std::vector<int64_t> channels(all.begin() + 1, all.end()), reductions;
-    for (size_t i = 1; i < all.size(); ++i) reductions.push_back(int64_t{1} << i);
-    print(name, "smp", channels, reductions, *encoder);
+  auto print = [tsv](const smp::EncoderRow& row) {
+    if (tsv)
+      std::cout << smp::to_tsv(row) << "\n";
+    else
+      std::cout << fmt::format("{:<43} channels [{}]  reductions [{}]  params {:.1f}M\n", row.name,
+                               fmt::join(row.channels, ", "), fmt::join(row.reductions, ", "),
+                               static_cast<double>(row.parameters) / 1e6);
+  };
+  if (measure) {
+    for (const auto& name : smp::encoder_names())
+      if (matches(name)) print(smp::measure_encoder(name));
+  } else {
+    for (const auto& row : smp::encoder_table())
+      if (matches(row.name)) print(row);
   }
-  for (const auto& name : smp::timm::list_models(pattern)) {
-    auto backbone = smp::timm::create_features(name);
-    std::vector<int64_t> channels, reductions;
-    for (const auto& f : backbone->feature_info()) {
-      channels.push_back(f.num_chs);
-      reductions.push_back(f.reduction);
-    }
-    print("tu-" + name, smp::timm::model_entry(name).family, channels, reductions, *backbone);
-  }
+  std::cout << std::flush;
   return 0;
 }
 
@@ -151,10 +145,11 @@ int main(int argc, char** argv) {
                         "Report cases the library cannot run yet without failing the run");
 
   std::string pattern;
-  bool markdown = false;
+  bool tsv = false, measure = false;
   auto* list = app.add_subcommand("list-encoders", "List encoders (smp's own and tu-<timm>) with their features");
   list->add_option("pattern", pattern, "Shell-style filter, e.g. 'resnet*'");
-  list->add_flag("--markdown", markdown, "Print a Markdown table (docs/encoders.md)");
+  list->add_flag("--tsv", tsv, "Tab-separated rows: name, family, channels, reductions, parameters");
+  list->add_flag("--measure", measure, "Build each encoder and measure it instead of reading the built-in table (slow)");
 
   std::function<int()> run_verb;
   smp::cli::add_train_command(app, run_verb);
@@ -194,7 +189,7 @@ int main(int argc, char** argv) {
         throw std::runtime_error("conformance --dtype bfloat16 needs a CPU with AVX-512 BF16; this one has none");
       return run_conformance(paths, conformance_options, allow_unsupported);
     }
-    if (*list) return run_list_encoders(pattern, markdown);
+    if (*list) return run_list_encoders(pattern, tsv, measure);
     if (*predict) return run_predict(pa);
     if (run_verb) return run_verb();
   } catch (const c10::Error& e) {  // LibTorch's message without its stack trace

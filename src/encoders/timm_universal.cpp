@@ -1,3 +1,4 @@
+#include <smp/encoder_table.h>
 #include <smp/encoders.h>
 #include <smp/hub.h>
 
@@ -227,9 +228,8 @@ Encoder create_encoder(const EncoderOptions& options) {
   if (util::starts_with(name, "tu-") && timm::is_model(name.substr(3)))
     return std::make_shared<TimmUniversalEncoderImpl>(options);
   if (auto encoder = create_smp_encoder(options)) return encoder;
-  auto names = list_smp_encoders();
-  for (const auto& n : timm::list_models()) names.push_back("tu-" + n);
-  throw std::invalid_argument("Unknown encoder '" + options.name() + "'." + util::did_you_mean(options.name(), names) +
+  throw std::invalid_argument("Unknown encoder '" + options.name() + "'." +
+                              util::did_you_mean(options.name(), encoder_names()) +
                               " timm backbones are named tu-<timm model name>; `smp list-encoders` lists them.");
 }
 
