@@ -10,6 +10,7 @@
 #include <smp/io.h>
 
 #include "timm/models/resnet_blocks.h"
+#include "util/registry.h"
 #include "util/strings.h"
 
 namespace smp {
@@ -280,11 +281,11 @@ class MixTransformerEncoderImpl : public EncoderImpl {
 
 using Factory = std::function<Encoder(const EncoderOptions&)>;
 
-const std::map<std::string, Factory>& table() {
-  static const std::map<std::string, Factory> t = [] {
-    std::map<std::string, Factory> m;
+const util::Registry<Factory>& table() {
+  static const util::Registry<Factory> t = [] {
+    util::Registry<Factory> m("smp encoder");
     auto resnet = [&m](const std::string& name, ResNetSpec spec) {
-      m[name] = [spec](const EncoderOptions& o) -> Encoder { return std::make_shared<ResNetEncoderImpl>(spec, o); };
+      m.add(name, [spec](const EncoderOptions& o) -> Encoder { return std::make_shared<ResNetEncoderImpl>(spec, o); });
     };
     resnet("resnet18", {false, {2, 2, 2, 2}});
     resnet("resnet34", {false, {3, 4, 6, 3}});
@@ -298,9 +299,9 @@ const std::map<std::string, Factory>& table() {
     resnet("resnext101_32x32d", {true, {3, 4, 23, 3}, 32, 32});
     resnet("resnext101_32x48d", {true, {3, 4, 23, 3}, 32, 48});
     auto mit = [&m](const std::string& name, MitSpec spec) {
-      m[name] = [spec](const EncoderOptions& o) -> Encoder {
+      m.add(name, [spec](const EncoderOptions& o) -> Encoder {
         return std::make_shared<MixTransformerEncoderImpl>(spec, o);
-      };
+      });
     };
     const std::vector<int64_t> wide = {64, 128, 320, 512};
     mit("mit_b0", {{32, 64, 160, 256}, {2, 2, 2, 2}});
@@ -382,17 +383,13 @@ bool is_weights_path(const std::string& weights) {
   return weights.find('/') != std::string::npos || util::ends_with(weights, ".safetensors");
 }
 
-std::vector<std::string> list_smp_encoders() {
-  std::vector<std::string> out;
-  for (const auto& [name, f] : table()) out.push_back(name);
-  return out;
-}
+std::vector<std::string> list_smp_encoders() { return table().names(); }
 
 Encoder create_smp_encoder(const EncoderOptions& options) {
-  auto it = table().find(options.name());
-  if (it == table().end()) return nullptr;
+  const auto* factory = table().find(options.name());
+  if (!factory) return nullptr;
   auto resolved = options;
-  return it->second(resolved.weights(resolve_weights(options.name(), options.weights())));
+  return (*factory)(resolved.weights(resolve_weights(options.name(), options.weights())));
 }
 
 }  // namespace smp

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "models/options_json.h"
+#include "util/registry.h"
 #include "util/strings.h"
 
 namespace smp::losses {
@@ -221,41 +222,40 @@ Loss build_combined(const json& kwargs) {
 }
 
 struct LossEntry {
-  std::string name;
   std::vector<std::string> keys;
   std::function<Loss(const json&)> build;
 };
 
-const std::vector<LossEntry>& registry() {
-  static const std::vector<LossEntry> entries = {
-      {"JaccardLoss", names(jaccard_fields(), true),
-       [](const json& kw) { return build_with_mode<JaccardLossImpl>("JaccardLoss", jaccard_fields(), kw); }},
-      {"DiceLoss", names(dice_fields(), true),
-       [](const json& kw) { return build_with_mode<DiceLossImpl>("DiceLoss", dice_fields(), kw); }},
-      {"FocalLoss", names(focal_fields(), true),
-       [](const json& kw) { return build_with_mode<FocalLossImpl>("FocalLoss", focal_fields(), kw); }},
-      {"LovaszLoss", names(lovasz_fields(), true),
-       [](const json& kw) { return build_with_mode<LovaszLossImpl>("LovaszLoss", lovasz_fields(), kw); }},
-      {"SoftBCEWithLogitsLoss", names(soft_bce_fields(), false),
-       [](const json& kw) { return build<SoftBCEWithLogitsLossImpl>("SoftBCEWithLogitsLoss", soft_bce_fields(), kw); }},
-      {"SoftCrossEntropyLoss", names(soft_ce_fields(), false),
-       [](const json& kw) { return build<SoftCrossEntropyLossImpl>("SoftCrossEntropyLoss", soft_ce_fields(), kw); }},
-      {"TverskyLoss", names(tversky_fields(), true),
-       [](const json& kw) { return build_with_mode<TverskyLossImpl>("TverskyLoss", tversky_fields(), kw); }},
-      {"MCCLoss", names(mcc_fields(), false),
-       [](const json& kw) { return build<MCCLossImpl>("MCCLoss", mcc_fields(), kw); }},
-      {"CombinedLoss", {"losses"}, build_combined},
-  };
+// A loss built from keywords by `fields` (a function returning its option bindings); the "with mode"
+// losses also take smp's `mode` keyword.
+template <typename Impl, typename Fields>
+void add_loss(util::Registry<LossEntry>& r, const std::string& name, Fields fields) {
+  r.add(name, {names(fields(), false), [name, fields](const json& kw) { return build<Impl>(name, fields(), kw); }});
+}
+template <typename Impl, typename Fields>
+void add_loss_with_mode(util::Registry<LossEntry>& r, const std::string& name, Fields fields) {
+  r.add(name, {names(fields(), true),
+               [name, fields](const json& kw) { return build_with_mode<Impl>(name, fields(), kw); }});
+}
+
+const util::Registry<LossEntry>& registry() {
+  static const util::Registry<LossEntry> entries = [] {
+    util::Registry<LossEntry> r("loss");
+    add_loss_with_mode<JaccardLossImpl>(r, "JaccardLoss", jaccard_fields);
+    add_loss_with_mode<DiceLossImpl>(r, "DiceLoss", dice_fields);
+    add_loss_with_mode<FocalLossImpl>(r, "FocalLoss", focal_fields);
+    add_loss_with_mode<LovaszLossImpl>(r, "LovaszLoss", lovasz_fields);
+    add_loss<SoftBCEWithLogitsLossImpl>(r, "SoftBCEWithLogitsLoss", soft_bce_fields);
+    add_loss<SoftCrossEntropyLossImpl>(r, "SoftCrossEntropyLoss", soft_ce_fields);
+    add_loss_with_mode<TverskyLossImpl>(r, "TverskyLoss", tversky_fields);
+    add_loss<MCCLossImpl>(r, "MCCLoss", mcc_fields);
+    r.add("CombinedLoss", {{"losses"}, build_combined});
+    return r;
+  }();
   return entries;
 }
 
-const LossEntry& entry(const std::string& class_name) {
-  for (const auto& e : registry())
-    if (e.name == class_name) return e;
-  const auto valid = list_losses();
-  throw std::invalid_argument("Unknown loss '" + class_name + "'." + util::did_you_mean(class_name, valid) +
-                              " Valid losses: " + util::join(valid, ", "));
-}
+const LossEntry& entry(const std::string& class_name) { return registry().at(class_name); }
 
 }  // namespace
 
@@ -270,11 +270,7 @@ Loss create_loss(const std::string& class_name, const std::vector<std::string>& 
   return create_loss(class_name, parse_words(words));
 }
 
-std::vector<std::string> list_losses() {
-  std::vector<std::string> out;
-  for (const auto& e : registry()) out.push_back(e.name);
-  return out;
-}
+std::vector<std::string> list_losses() { return registry().names(); }
 
 std::vector<std::string> loss_option_names(const std::string& class_name) { return entry(class_name).keys; }
 

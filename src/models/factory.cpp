@@ -5,6 +5,7 @@
 #include "models/architectures.h"
 #include "models/options_json.h"
 #include "util/log.h"
+#include "util/registry.h"
 #include "util/strings.h"
 
 namespace smp {
@@ -12,12 +13,12 @@ namespace smp {
 namespace detail {
 
 namespace {
-std::map<std::string, ArchEntry>& arch_table() {
-  static std::map<std::string, ArchEntry> table;
+util::Registry<ArchEntry>& arch_table() {
+  static util::Registry<ArchEntry> table("architecture");
   return table;
 }
 
-const std::map<std::string, ArchEntry>& architectures() {
+const util::Registry<ArchEntry>& architectures() {
   static std::once_flag once;
   std::call_once(once, [] {
 #define SMP_ARCHITECTURE(name) register_##name();
@@ -29,28 +30,21 @@ const std::map<std::string, ArchEntry>& architectures() {
 
 const ArchEntry& arch_entry(const std::string& arch) {
   const auto& table = architectures();
-  auto it = table.find(arch);
-  if (it != table.end()) return it->second;
   // smp's class names are case-sensitive; accept any case, as a user typing on a command line would.
-  for (const auto& [name, entry] : table)
+  for (const auto& [name, entry] : table.entries())
     if (util::to_lower(name) == util::to_lower(arch)) return entry;
-  throw std::invalid_argument("Unknown architecture '" + arch + "'." + util::did_you_mean(arch, list_architectures()) +
-                              " Available: " + util::join(list_architectures(), ", "));
+  return table.at(arch);
 }
 }  // namespace
 
 void register_architecture(ArchEntry entry) {
   auto name = entry.name;
-  arch_table()[name] = std::move(entry);
+  arch_table().add(name, std::move(entry));
 }
 
 }  // namespace detail
 
-std::vector<std::string> list_architectures() {
-  std::vector<std::string> out;
-  for (const auto& [name, entry] : detail::architectures()) out.push_back(name);
-  return out;
-}
+std::vector<std::string> list_architectures() { return detail::architectures().names(); }
 
 std::vector<std::string> architecture_keys(const std::string& arch) { return detail::arch_entry(arch).keys; }
 

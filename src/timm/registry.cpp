@@ -5,14 +5,15 @@
 
 #include "timm/families.h"
 #include "timm/pretrained_tags.h"
+#include "util/registry.h"
 #include "util/strings.h"
 
 namespace smp::timm {
 
 namespace {
 
-std::map<std::string, ModelEntry>& entries() {
-  static std::map<std::string, ModelEntry> table;
+util::Registry<ModelEntry>& entries() {
+  static util::Registry<ModelEntry> table("timm model", "Run `smp list-encoders` for the full list.");
   return table;
 }
 
@@ -25,15 +26,9 @@ void register_all_families() {
   });
 }
 
-const std::map<std::string, ModelEntry>& registry() {
+const util::Registry<ModelEntry>& registry() {
   register_all_families();
   return entries();
-}
-
-std::vector<std::string> all_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, entry] : registry()) names.push_back(name);
-  return names;
 }
 
 }  // namespace
@@ -46,30 +41,22 @@ std::vector<int64_t> BackboneImpl::default_out_indices() const {
 
 void register_model(ModelEntry entry) {
   auto name = entry.name;
-  const auto& previous = entries().find(name);
-  if (previous != entries().end())  // two families claiming one name is a porting bug
-    throw std::logic_error("timm model '" + name + "' is registered by both the " + previous->second.family + " and the " +
+  if (const auto* previous = entries().find(name))  // two families claiming one name is a porting bug
+    throw std::logic_error("timm model '" + name + "' is registered by both the " + previous->family + " and the " +
                            entry.family + " family");
-  entries()[name] = std::move(entry);
+  entries().add(name, std::move(entry));
 }
 
 std::vector<std::string> list_models(const std::string& pattern) {
   std::vector<std::string> out;
-  for (const auto& [name, entry] : registry())
+  for (const auto& name : registry().names())
     if (pattern.empty() || util::glob_match(pattern, name)) out.push_back(name);
   return out;
 }
 
-bool is_model(const std::string& name) { return registry().count(split_model_name_tag(name).first) > 0; }
+bool is_model(const std::string& name) { return registry().find(split_model_name_tag(name).first) != nullptr; }
 
-const ModelEntry& model_entry(const std::string& name) {
-  const auto model = split_model_name_tag(name).first;
-  auto it = registry().find(model);
-  if (it == registry().end())
-    throw std::invalid_argument("Unknown timm model '" + model + "'." + util::did_you_mean(model, all_names()) +
-                                " Run `smp list-encoders` for the full list.");
-  return it->second;
-}
+const ModelEntry& model_entry(const std::string& name) { return registry().at(split_model_name_tag(name).first); }
 
 Backbone create_model(const std::string& name, const ModelArgs& args) {
   const auto& entry = model_entry(name);
