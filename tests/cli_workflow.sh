@@ -48,4 +48,18 @@ grep -q '"lr": 0.002' "$work/cfg/train_settings.json" || fail "--lr did not over
 echo '{"arch": "Unet", "train": {"epoch": 1}}' > "$work/typo.json"
 if "$smp" train --config "$work/typo.json" --data "$work/demo/val" 2> "$work/typo.err"; then fail "a misspelt setting was accepted"; fi
 grep -q "unknown train setting 'epoch'. Did you mean: epochs" "$work/typo.err" || fail "the error does not name the setting"
+# The seed covers initialisation, shuffling and augmentation: two runs give the same bytes.
+for i in 1 2; do
+  # shellcheck disable=SC2086
+  "$smp" train $model --data "$work/demo/val" --epochs 1 --size 64 --batch-size 2 --val-split 0.34 --workers 0 \
+    --seed 7 --out "$work/same$i" > /dev/null
+done
+cmp -s "$work/same1/last/model.safetensors" "$work/same2/last/model.safetensors" ||
+  fail "two identical training runs gave different weights"
+# An architecture without weights is refused rather than segmenting with random ones.
+if "$smp" predict Unet --input "$work/in" --output "$work/random" 2> "$work/noweights.err"; then
+  fail "predict with random weights succeeded"
+fi
+grep -q "no weights to segment with" "$work/noweights.err" || fail "the error does not say what is missing"
+[ ! -e "$work/random" ] || fail "predict without weights wrote output"
 echo "cli workflow: ok"

@@ -99,6 +99,10 @@ int run_predict(const PredictArgs& args) {
     throw std::invalid_argument("predict takes an architecture with its options, or --model <checkpoint folder>");
   if (!args.from.empty() && (!args.words.empty() || !args.weights.empty()))
     throw std::invalid_argument("predict --model takes no model options or --weights: the folder has them");
+  if (args.from.empty() && args.weights.empty())
+    throw std::invalid_argument("predict " + args.arch +
+                                " has no weights to segment with: give --weights <model.safetensors>, or --model "
+                                "<checkpoint folder> instead of the architecture");
   auto model = args.from.empty() ? smp::create_model(args.arch, args.words) : smp::from_pretrained(args.from);
   if (!args.weights.empty())
     smp::io::load_state_dict(*model, smp::io::read_safetensors(args.weights).tensors, smp::io::LoadOptions().strict(true));

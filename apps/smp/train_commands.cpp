@@ -253,6 +253,8 @@ void add_train_command(CLI::App& app, std::function<int()>& run) {
     if (arch.empty()) throw std::invalid_argument("no architecture: give it as the first word or as \"arch\" in --config");
     auto kwargs = config.value("model", json::object());
     kwargs.update(parse_words(args->words));
+    // The seed covers initialisation too: LibTorch seeds its generator at random in every process.
+    torch::manual_seed(settings["seed"].get<uint64_t>());
     auto model = create_model_from_kwargs(arch, kwargs);
     const auto classes = model->config().value("classes", int64_t{1});
 
@@ -351,6 +353,7 @@ void add_demo_command(CLI::App& app, std::function<int()>& run) {
   const auto action = [args]() -> int {
     const auto start = std::chrono::steady_clock::now();
     const auto classes = data::SyntheticDataset::kClasses;
+    torch::manual_seed(1);  // the demo's figures are the same on every run
     auto model = create_model("Unet", {"encoder_name=" + args->encoder, "classes=" + std::to_string(classes)});
     std::cout << model->encoder().features_info_str() << "\n";
     auto shapes = [&args](int64_t count, uint64_t seed) {
