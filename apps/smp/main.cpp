@@ -1,5 +1,6 @@
 // The `smp` command line.
 #include "commands.h"
+#include "util/strings.h"
 
 #include <smp/conformance.h>
 #include <smp/encoder_table.h>
@@ -63,7 +64,7 @@ int run_conformance(const std::vector<std::string>& paths, const smp::conformanc
 // with or without its tu- prefix.
 int run_list_encoders(const std::string& pattern, bool tsv, bool measure) {
   auto matches = [&pattern](const std::string& name) {
-    const bool timm = name.rfind("tu-", 0) == 0;
+    const bool timm = smp::util::starts_with(name, "tu-");
     return pattern.empty() || fnmatch(pattern.c_str(), name.c_str(), 0) == 0 ||
            (timm && fnmatch(pattern.c_str(), name.c_str() + 3, 0) == 0);
   };

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "util/strings.h"
+
 namespace smp {
 
 namespace detail {
@@ -56,7 +58,7 @@ std::vector<std::string> encoder_names() {
 EncoderRow measure_encoder(const std::string& name) {
   EncoderRow row;
   row.name = name;
-  if (name.rfind("tu-", 0) == 0) {
+  if (util::starts_with(name, "tu-")) {
     const auto timm_name = name.substr(3);
     auto backbone = timm::create_features(timm_name);
     for (const auto& f : backbone->feature_info()) {
