@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ccache pkg-config
-  libtorch-dev libopenblas0-pthread libdnnl-dev
+  libtorch-dev libopenblas0-pthread libdnnl-dev ocl-icd-opencl-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libcurl4-openssl-dev
