@@ -16,4 +16,10 @@ cmake -S "$consumer" -B "$work/build" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE
 cmake --build "$work/build" -j 2 > "$work/build.log" 2>&1 || fail "the consumer did not build: $(tail -30 "$work/build.log")"
 out=$("$work/build/consumer") || fail "the consumer failed: $out"
 grep -q "consumer: mask \[1, 2, 64, 64\]" <<< "$out" || fail "unexpected output: $out"
+# smp::core alone: the training library does not come into a program that only runs models, and the
+# core library itself needs neither OpenCV nor libcurl (LibTorch may bring OpenCV on its own).
+if ldd "$work/build/consumer" | grep libsmp_train; then fail "a smp::core program loads the training library"; fi
+core=$(find "$work/prefix" -name "libsmp_core.so" | head -1)
+[ -n "$core" ] || fail "libsmp_core.so was not installed"
+if readelf -d "$core" | grep NEEDED | grep -E "opencv|curl"; then fail "libsmp_core.so links the above"; fi
 echo "$out"

@@ -4,8 +4,29 @@
 #include <smp/conformance.h>
 #include <smp/fill.h>
 #include <smp/io.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
 
 namespace smp::test {
+
+TempDir::TempDir() {
+  static std::atomic<int> counter{0};
+  path = std::filesystem::temp_directory_path() /
+         ("smp_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  std::filesystem::create_directories(path);
+}
+
+TempDir::~TempDir() { std::filesystem::remove_all(path); }
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 std::vector<std::string> keys(const torch::nn::Module& module) {
   std::vector<std::string> out;

@@ -4,11 +4,24 @@
 #include <smp/timm.h>
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
 
 namespace smp::test {
+
+// A fresh folder under the system's temporary directory, removed with its contents at scope exit.
+struct TempDir {
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+  std::filesystem::path path;
+};
+// A file's whole content.
+std::string read_text(const std::filesystem::path& path);
 
 // State-dict keys of a module, sorted.
 std::vector<std::string> keys(const torch::nn::Module& module);

@@ -20,17 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("smp_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
 // A [3, h, w] image whose channels are distinct multiples of 1/255 (exact through PNG).
 torch::Tensor test_image(int64_t h, int64_t w, int64_t offset = 0) {
   auto v = torch::arange(3 * h * w).add(offset).remainder(256).to(torch::kFloat).div(255.0);

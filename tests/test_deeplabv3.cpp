@@ -14,6 +14,7 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 const std::vector<std::string> kKeys = {"encoder_name",           "encoder_depth",        "encoder_weights",
                                         "in_channels",            "classes",              "activation",
                                         "aux_params",             "encoder_indices",      "encoder_channels",
+                                        "drop_path_rate",         "drop_rate",
                                         "encoder_output_stride",  "decoder_channels",     "decoder_atrous_rates",
                                         "decoder_aspp_separable", "decoder_aspp_dropout", "upsampling"};
 

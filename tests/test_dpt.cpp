@@ -54,7 +54,8 @@ TEST(DPT, OptionsAndConfigFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("DPT"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "encoder_output_indices",
                                       "decoder_readout", "decoder_intermediate_channels", "decoder_fusion_channels",
-                                      "in_channels", "classes", "activation", "aux_params", "dynamic_img_size"}));
+                                      "in_channels", "classes", "activation", "aux_params", "dynamic_img_size",
+                                      "drop_path_rate", "drop_rate"}));
   auto model = smp::DPT(tiny().classes(3));
   EXPECT_EQ(model->arch(), "DPT");
   EXPECT_EQ(model->config()["decoder_readout"], "cat");

@@ -14,6 +14,7 @@ TEST(FPN, OptionsFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("FPN"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "in_channels", "classes",
                                       "activation", "aux_params", "encoder_indices", "encoder_channels",
+                                      "drop_path_rate", "drop_rate",
                                       "output_stride", "decoder_pyramid_channels", "decoder_segmentation_channels",
                                       "decoder_merge_policy", "decoder_dropout", "decoder_interpolation",
                                       "upsampling"}));

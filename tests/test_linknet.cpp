@@ -18,7 +18,8 @@ TEST(Linknet, OptionsAndConfigFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("Linknet"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "in_channels", "classes",
                                       "activation", "aux_params", "encoder_indices", "encoder_channels",
-                                      "output_stride", "decoder_use_norm"}));
+                                      "drop_path_rate", "drop_rate",
+                                      "output_stride", "decoder_use_norm", "decoder_use_batchnorm"}));
   EXPECT_NE(error_of([] { smp::create_model("Linknet", {"decoder_channels=[16]"}); }).find("decoder_channels"),
             std::string::npos);
   auto model = smp::Linknet(smp::LinknetOptions().encoder_name("tu-resnet18").encoder_depth(4).classes(2));

@@ -19,8 +19,9 @@ TEST(MAnet, OptionsAndConfigFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("MAnet"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "in_channels", "classes",
                                       "activation", "aux_params", "encoder_indices", "encoder_channels",
+                                      "drop_path_rate", "drop_rate",
                                       "output_stride", "decoder_use_norm", "decoder_channels", "decoder_pab_channels",
-                                      "decoder_interpolation"}));
+                                      "decoder_interpolation", "decoder_use_batchnorm"}));
   auto model = smp::MAnet(smp::MAnetOptions()
                               .encoder_name("tu-resnet18")
                               .encoder_depth(4)

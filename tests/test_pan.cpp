@@ -14,6 +14,7 @@ TEST(PAN, OptionsFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("PAN"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "in_channels", "classes",
                                       "activation", "aux_params", "encoder_indices", "encoder_channels",
+                                      "drop_path_rate", "drop_rate",
                                       "encoder_output_stride", "decoder_channels", "decoder_interpolation",
                                       "upsampling", "upscale_mode"}));
   auto model = smp::create_model("PAN", {"encoder_name=tu-resnet18"});

@@ -36,19 +36,6 @@ namespace fs = std::filesystem;
 const fs::path kData = SMP_TEST_DATA;
 const fs::path kUnetFolder = kData / "fixtures/checkpoints/unet_resnet18_depth3";
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("smp_pretrained_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 // The shared checkpoint's model: Unet on tu-resnet18, depth 3.
@@ -141,7 +128,7 @@ TEST(Pretrained, SaveWritesWhatSmpWrites) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir.path)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"config.json", "model.safetensors"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"README.md", "config.json", "model.safetensors"}));
 
   // json.dumps(config, sort_keys=True, indent=2) of this model's keyword arguments, from Python.
   auto model = smp::Unet(smp::UnetOptions()
@@ -198,6 +185,37 @@ TEST(Pretrained, RoundTripKeepsTensorsAndConfig) {
   loaded->save_pretrained(dir.path.string());
   EXPECT_FALSE(fs::exists(dir.path / "model.safetensors.tmp"));
   EXPECT_EQ(smp::from_pretrained(dir.path.string())->config(), model->config());
+}
+
+TEST(Pretrained, OverridesRebuildTheHeadsAndKeepTheRest) {
+  // The shared checkpoint has 2 classes and no aux head: 5 classes plus an aux head give new heads,
+  // every other tensor is the file's.
+  auto model = smp::from_pretrained(kUnetFolder.string(), {{"classes", 5}, {"aux_params", {{"classes", 3}}}});
+  EXPECT_EQ(model->config()["classes"], 5);
+  EXPECT_EQ(model->config()["aux_params"]["classes"], 3);
+  const auto out = model->forward_all(torch::rand({1, 3, 64, 64}));
+  EXPECT_EQ(out.mask.sizes(), (std::vector<int64_t>{1, 5, 64, 64}));
+  EXPECT_EQ(out.label.sizes(), (std::vector<int64_t>{1, 3}));
+  const auto file = smp::io::read_safetensors((kUnetFolder / "model.safetensors").string()).tensors;
+  const auto loaded = smp::io::state_dict(*model);
+  size_t from_file = 0;
+  for (const auto& [name, t] : file) {
+    if (name.rfind("segmentation_head.", 0) == 0) {
+      EXPECT_NE(loaded.at(name).sizes(), t.sizes()) << name;
+      continue;
+    }
+    EXPECT_TRUE(torch::equal(loaded.at(name), t.to(loaded.at(name).dtype()))) << name;
+    ++from_file;
+  }
+  EXPECT_GT(from_file, 50u);
+  // Without overrides nothing changes; a keyword the architecture lacks is refused by name.
+  EXPECT_EQ(smp::from_pretrained(kUnetFolder.string(), nlohmann::json::object())->config()["classes"], 2);
+  try {
+    smp::from_pretrained(kUnetFolder.string(), {{"clases", 5}});
+    FAIL() << "an unknown override was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'clases'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Pretrained, HalfPrecisionFilesLoadIntoFloatModels) {

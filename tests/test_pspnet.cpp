@@ -14,6 +14,7 @@ TEST(PSPNet, OptionsFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("PSPNet"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "in_channels", "classes",
                                       "activation", "aux_params", "encoder_indices", "encoder_channels",
+                                      "drop_path_rate", "drop_rate",
                                       "output_stride", "psp_out_channels", "decoder_use_norm", "psp_dropout",
                                       "upsampling", "psp_use_batchnorm"}));
   EXPECT_EQ(smp::PSPNetOptions().encoder_depth(), 3);

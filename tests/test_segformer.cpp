@@ -19,6 +19,7 @@ TEST(Segformer, OptionsAndConfigFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("Segformer"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "in_channels", "classes",
                                       "activation", "aux_params", "encoder_indices", "encoder_channels",
+                                      "drop_path_rate", "drop_rate",
                                       "output_stride", "decoder_segmentation_channels", "upsampling"}));
   // smp's save_pretrained config for Segformer (the segformer_mit_b0_fp16 checkpoint's keys).
   auto model = smp::create_model("Segformer", {"encoder_name=mit_b0", "classes=3"});

@@ -1,5 +1,7 @@
-// Trainer: schedules, a short run whose loss falls, checkpoints that are smp folders, and resume
-// after an interruption continuing with the same losses as an uninterrupted run.
+// Trainer: schedules, option names, a short run whose loss falls, checkpoints that are smp folders,
+// per-epoch reports, and resume after an interruption continuing with the same losses as an
+// uninterrupted run.
+#include <smp/log.h>
 #include <smp/smp.h>
 #include <smp/train.h>
 
@@ -13,6 +15,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+using smp::train::Schedule;
 using smp::train::ScheduleOptions;
 
 fs::path fresh_dir(const std::string& name) {
@@ -39,10 +42,9 @@ smp::train::TrainerOptions quiet(int64_t epochs, const fs::path& out = {}) {
   return smp::train::TrainerOptions()
       .epochs(epochs)
       .optimizer(smp::train::OptimizerOptions().lr(3e-3))
-      .schedule(ScheduleOptions().name("constant"))
+      .schedule(ScheduleOptions().type(Schedule::kConstant))
       .output_dir(out.string())
-      .progress(false)
-      .seed(5);
+      .progress(false);
 }
 
 smp::data::LoaderOptions loader_options() { return smp::data::LoaderOptions().batch_size(4).seed(9).workers(1); }
@@ -54,18 +56,57 @@ TEST(Schedule, WarmupThenEachShape) {
   EXPECT_DOUBLE_EQ(smp::train::learning_rate(s, lr, 0, 100, 10), 0.01);
   EXPECT_DOUBLE_EQ(smp::train::learning_rate(s, lr, 9, 100, 10), 0.1);
   // Cosine: the top right after warmup, half-way at the middle of the rest, min_lr at the end.
-  EXPECT_DOUBLE_EQ(smp::train::learning_rate(s.name("cosine"), lr, 10, 100, 10), 0.1);
-  EXPECT_NEAR(smp::train::learning_rate(s.name("cosine"), lr, 55, 100, 10), 0.05, 1e-12);
-  EXPECT_NEAR(smp::train::learning_rate(s.name("cosine").min_lr(0.02), lr, 100, 100, 10), 0.02, 1e-12);
+  EXPECT_DOUBLE_EQ(smp::train::learning_rate(s.type(Schedule::kCosine), lr, 10, 100, 10), 0.1);
+  EXPECT_NEAR(smp::train::learning_rate(s.type(Schedule::kCosine), lr, 55, 100, 10), 0.05, 1e-12);
+  EXPECT_NEAR(smp::train::learning_rate(s.type(Schedule::kCosine).min_lr(0.02), lr, 100, 100, 10), 0.02, 1e-12);
   // Poly with power 1 is linear.
-  EXPECT_NEAR(smp::train::learning_rate(ScheduleOptions().name("poly").power(1.0), lr, 25, 100, 10), 0.075, 1e-12);
+  EXPECT_NEAR(smp::train::learning_rate(ScheduleOptions().type(Schedule::kPoly).power(1.0), lr, 25, 100, 10), 0.075,
+              1e-12);
   // Step: times gamma every step_epochs epochs.
-  auto step = ScheduleOptions().name("step").step_epochs(3).gamma(0.5);
+  auto step = ScheduleOptions().type(Schedule::kStep).step_epochs(3).gamma(0.5);
   EXPECT_DOUBLE_EQ(smp::train::learning_rate(step, lr, 29, 100, 10), 0.1);
   EXPECT_DOUBLE_EQ(smp::train::learning_rate(step, lr, 30, 100, 10), 0.05);
   EXPECT_DOUBLE_EQ(smp::train::learning_rate(step, lr, 65, 100, 10), 0.025);
-  EXPECT_DOUBLE_EQ(smp::train::learning_rate(ScheduleOptions().name("constant"), lr, 77, 100, 10), 0.1);
-  EXPECT_THROW(smp::train::learning_rate(ScheduleOptions().name("linear"), lr, 0, 100, 10), std::invalid_argument);
+  EXPECT_DOUBLE_EQ(smp::train::learning_rate(ScheduleOptions().type(Schedule::kConstant), lr, 77, 100, 10), 0.1);
+}
+
+// The message of the std::invalid_argument that `parse` throws, or "" when it throws none.
+template <typename Parse>
+std::string invalid_argument_message(Parse parse) {
+  try {
+    parse();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(OptionNames, ParseTheCommandLineNamesAndListTheValidOnes) {
+  using namespace smp::train;
+  // The names the command line and configs have always used, both ways.
+  for (const auto& [name, value] : std::vector<std::pair<std::string, Optimizer>>{{"adamw", Optimizer::kAdamW},
+                                                                                  {"sgd", Optimizer::kSGD}}) {
+    EXPECT_EQ(parse_optimizer(name), value);
+    EXPECT_EQ(to_string(value), name);
+  }
+  for (const auto& [name, value] : std::vector<std::pair<std::string, Schedule>>{
+           {"constant", Schedule::kConstant}, {"step", Schedule::kStep}, {"poly", Schedule::kPoly},
+           {"cosine", Schedule::kCosine}}) {
+    EXPECT_EQ(parse_schedule(name), value);
+    EXPECT_EQ(to_string(value), name);
+  }
+  for (const auto& [name, value] : std::vector<std::pair<std::string, Monitor>>{
+           {"miou", Monitor::kMIoU}, {"mf1", Monitor::kMF1}, {"accuracy", Monitor::kAccuracy},
+           {"loss", Monitor::kLoss}}) {
+    EXPECT_EQ(parse_monitor(name), value);
+    EXPECT_EQ(to_string(value), name);
+  }
+  EXPECT_EQ(invalid_argument_message([] { parse_optimizer("adam_w"); }),
+            "optimizer must be one of adamw, sgd; got 'adam_w'");
+  EXPECT_EQ(invalid_argument_message([] { parse_schedule("linear"); }),
+            "schedule must be one of constant, step, poly, cosine; got 'linear'");
+  EXPECT_EQ(invalid_argument_message([] { parse_monitor("iou"); }),
+            "monitor must be one of miou, mf1, accuracy, loss; got 'iou'");
 }
 
 TEST(SplitDataset, SeededDisjointAndComplete) {
@@ -153,11 +194,41 @@ TEST(Trainer, ResumeWithoutACheckpointSaysSo) {
   EXPECT_FALSE(trainer.resume());
 }
 
-TEST(Trainer, RefusesUnknownOptimizerAndMonitor) {
-  EXPECT_THROW(smp::train::Trainer(small_unet(), dice_loss(),
-                                   quiet(1).optimizer(smp::train::OptimizerOptions().name("adam_w"))),
-               std::invalid_argument);
-  EXPECT_THROW(smp::train::Trainer(small_unet(), dice_loss(), quiet(1).monitor("iou")), std::invalid_argument);
+TEST(Trainer, OnEpochReportsEveryEpochInOrderAndLogsItsLine) {
+  smp::data::Loader train(shapes(8), {}, loader_options());
+  smp::data::Loader val(shapes(4), {}, loader_options().shuffle(false));
+  smp::train::Trainer trainer(small_unet(), dice_loss(), quiet(3));
+  std::vector<smp::train::EpochRecord> reported;
+  trainer.on_epoch = [&](const smp::train::EpochRecord& record) { reported.push_back(record); };
+  smp::log::Capture capture;
+  testing::internal::CaptureStdout();
+  const auto records = trainer.fit(train, &val);
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "");
+  ASSERT_EQ(reported.size(), 3u);
+  ASSERT_EQ(records.size(), 3u);
+  for (size_t i = 0; i < reported.size(); ++i) {
+    EXPECT_EQ(reported[i].epoch, static_cast<int64_t>(i) + 1);
+    EXPECT_EQ(reported[i].train_loss, records[i].train_loss);
+    EXPECT_TRUE(std::isfinite(reported[i].train_loss)) << "epoch " << i + 1;
+    ASSERT_TRUE(reported[i].val.has_value());
+    EXPECT_TRUE(std::isfinite(reported[i].val->loss)) << "epoch " << i + 1;
+    EXPECT_TRUE(std::isfinite(reported[i].val->miou)) << "epoch " << i + 1;
+  }
+  // One info line per epoch through the library's logger.
+  std::vector<std::string> epoch_lines;
+  for (const auto& [level, message] : capture.lines())
+    if (level == "INFO" && message.rfind("epoch ", 0) == 0) epoch_lines.push_back(message);
+  ASSERT_EQ(epoch_lines.size(), 3u);
+  EXPECT_EQ(epoch_lines[2].rfind("epoch 3/3  lr ", 0), 0u) << epoch_lines[2];
+}
+
+TEST(Trainer, ConstructionLeavesTheGlobalGeneratorAlone) {
+  auto model = small_unet();
+  torch::manual_seed(42);
+  const auto expected = torch::rand({16});
+  torch::manual_seed(42);
+  smp::train::Trainer trainer(model, dice_loss(), quiet(1));
+  EXPECT_TRUE(torch::equal(torch::rand({16}), expected));
 }
 
 TEST(Evaluate, ScoresEqualCountsOverTheWholeDataset) {

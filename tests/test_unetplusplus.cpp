@@ -29,8 +29,10 @@ TEST(UnetPlusPlus, OptionsAndConfigFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("UnetPlusPlus"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "in_channels", "classes",
                                       "activation", "aux_params", "encoder_indices", "encoder_channels",
+                                      "drop_path_rate", "drop_rate",
                                       "output_stride", "decoder_use_norm", "decoder_channels",
-                                      "decoder_attention_type", "decoder_interpolation"}));
+                                      "decoder_attention_type", "decoder_interpolation",
+                                      "decoder_use_batchnorm"}));
   auto model = smp::UnetPlusPlus(
       smp::UnetPlusPlusOptions().encoder_name("tu-resnet18").encoder_depth(3).decoder_channels({32, 16, 8}).classes(2));
   EXPECT_EQ(model->arch(), "UnetPlusPlus");

@@ -19,6 +19,7 @@ TEST(UPerNet, OptionsAndConfigFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("UPerNet"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "in_channels", "classes",
                                       "activation", "aux_params", "encoder_indices", "encoder_channels",
+                                      "drop_path_rate", "drop_rate",
                                       "output_stride", "decoder_channels", "decoder_use_norm", "upsampling"}));
   auto model = smp::create_model("UPerNet", {"encoder_name=tu-resnet18", "decoder_channels=32", "classes=3"});
   EXPECT_EQ(model->arch(), "UPerNet");

@@ -28,12 +28,12 @@ json default_settings() {
   const auto& opt = t.optimizer();
   const auto& sch = t.schedule();
   return {{"epochs", t.epochs()},
-          {"optimizer", opt.name()},
+          {"optimizer", train::to_string(opt.type())},
           {"lr", opt.lr()},
           {"weight_decay", opt.weight_decay()},
           {"momentum", opt.momentum()},
           {"nesterov", opt.nesterov()},
-          {"schedule", sch.name()},
+          {"schedule", train::to_string(sch.type())},
           {"warmup_steps", sch.warmup_steps()},
           {"step_epochs", sch.step_epochs()},
           {"gamma", sch.gamma()},
@@ -41,13 +41,13 @@ json default_settings() {
           {"min_lr", sch.min_lr()},
           {"accumulate", t.accumulate()},
           {"clip_grad_norm", t.clip_grad_norm()},
-          {"monitor", t.monitor()},
+          {"monitor", train::to_string(t.monitor())},
           {"early_stopping", t.early_stopping()},
-          {"seed", t.seed()},
           {"log_format", t.log_format()},
           {"ignore_index", t.ignore_index() ? json(*t.ignore_index()) : json(nullptr)},
           {"precision", t.precision()},
           {"channels_last", t.channels_last()},
+          {"seed", uint64_t{0}},
           {"batch_size", 8},
           {"size", 256},
           {"workers", 2},
@@ -181,13 +181,13 @@ train::TrainerOptions trainer_options(const json& s, const std::string& out) {
   train::TrainerOptions o;
   o.epochs(s["epochs"].get<int64_t>())
       .optimizer(train::OptimizerOptions()
-                     .name(s["optimizer"].get<std::string>())
+                     .type(train::parse_optimizer(s["optimizer"].get<std::string>()))
                      .lr(s["lr"].get<double>())
                      .weight_decay(s["weight_decay"].get<double>())
                      .momentum(s["momentum"].get<double>())
                      .nesterov(s["nesterov"].get<bool>()))
       .schedule(train::ScheduleOptions()
-                    .name(s["schedule"].get<std::string>())
+                    .type(train::parse_schedule(s["schedule"].get<std::string>()))
                     .warmup_steps(s["warmup_steps"].get<int64_t>())
                     .step_epochs(s["step_epochs"].get<int64_t>())
                     .gamma(s["gamma"].get<double>())
@@ -195,9 +195,8 @@ train::TrainerOptions trainer_options(const json& s, const std::string& out) {
                     .min_lr(s["min_lr"].get<double>()))
       .accumulate(s["accumulate"].get<int64_t>())
       .clip_grad_norm(s["clip_grad_norm"].get<double>())
-      .monitor(s["monitor"].get<std::string>())
+      .monitor(train::parse_monitor(s["monitor"].get<std::string>()))
       .early_stopping(s["early_stopping"].get<int64_t>())
-      .seed(s["seed"].get<uint64_t>())
       .output_dir(out)
       .log_format(s["log_format"].get<std::string>())
       .precision(s["precision"].get<std::string>())
@@ -378,8 +377,7 @@ void add_demo_command(CLI::App& app, std::function<int()>& run) {
                            train::TrainerOptions()
                                .epochs(args->epochs)
                                .optimizer(train::OptimizerOptions().lr(3e-3))
-                               .schedule(train::ScheduleOptions().name("cosine").warmup_steps(20))
-                               .seed(1)
+                               .schedule(train::ScheduleOptions().type(train::Schedule::kCosine).warmup_steps(20))
                                .output_dir(args->out));
     trainer.fit(train_loader, &val_loader);
     auto result = train::evaluate(*model, val_loader, classes);

@@ -51,6 +51,12 @@ struct EncoderOptions {
   // (smp::hub): smp's names for its own encoders ("imagenet", "ssl", ...), and for "tu-" encoders
   // any value (smp's True) selects the tag in the name, "tu-<model>.<tag>", or timm's default tag.
   TORCH_ARG(std::string, weights) = "";
+  // Training-time regularisation, no effect in eval mode: timm's create_model arguments of the same
+  // names for "tu-" encoders, and smp's own for mit_b* (smp's resnets have neither). drop_path_rate:
+  // the stochastic depth rate the last block reaches. drop_rate: dropout where the family applies it
+  // (mit_b*: attention and MLP; timm's families: only their classifier heads, which encoders leave out).
+  TORCH_ARG(double, drop_path_rate) = 0.0;
+  TORCH_ARG(double, drop_rate) = 0.0;
 };
 
 // The design document's universal timm encoder (encoder names "tu-<timm model>").

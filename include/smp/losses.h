@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include <smp/options.h>
+
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -28,24 +30,29 @@ class LossImpl : public torch::nn::Module {
 };
 using Loss = std::shared_ptr<LossImpl>;
 
-// The options Dice, Jaccard and Tversky share, with smp's names and defaults.
-#define SMP_REGION_LOSS_OPTIONS(OPTIONS)                                                 \
-  /* implicit */ OPTIONS(std::string mode) : mode_(std::move(mode)) {}                 \
-  TORCH_ARG(std::string, mode);                                                        \
-  /* channels that contribute to the loss (not with binary mode); nullopt = all */     \
-  TORCH_ARG(std::optional<std::vector<int64_t>>, classes) = std::nullopt;              \
-  /* -log(score) instead of 1 - score */                                               \
-  TORCH_ARG(bool, log_loss) = false;                                                   \
-  TORCH_ARG(bool, from_logits) = true;                                                 \
-  TORCH_ARG(double, smooth) = 0.0;                                                     \
-  TORCH_ARG(std::optional<int64_t>, ignore_index) = std::nullopt;                      \
-  TORCH_ARG(double, eps) = 1e-7
+// smp's required first argument of the losses that take one: binary, multiclass or multilabel.
+#define SMP_LOSS_MODE(OPTIONS)                                             \
+  /* implicit */ OPTIONS(std::string mode) : mode_(std::move(mode)) {}   \
+  TORCH_ARG(std::string, mode)
+
+// The options Dice, Jaccard and Tversky share, with smp's names and defaults (list entries, smp/options.h).
+#define SMP_REGION_LOSS_OPTIONS(OPTION)                                                  \
+  /* channels that contribute to the loss (not with binary mode); nullopt = all */       \
+  OPTION(std::optional<std::vector<int64_t>>, classes, std::nullopt)                     \
+  OPTION(bool, log_loss, false) /* -log(score) instead of 1 - score */                   \
+  OPTION(bool, from_logits, true)                                                        \
+  OPTION(double, smooth, 0.0)                                                            \
+  OPTION(std::optional<int64_t>, ignore_index, std::nullopt)                             \
+  OPTION(double, eps, 1e-7)
 
 // ---- Dice ----
+#define SMP_DICE_LOSS_OPTIONS(OPTION, KWARG)                                              \
+  SMP_REGION_LOSS_OPTIONS(OPTION)                                                         \
+  /* One weight per class (not with binary mode); the per-class losses' weighted mean. */ \
+  OPTION(std::optional<std::vector<double>>, class_weights, std::nullopt)
 struct DiceLossOptions {
-  SMP_REGION_LOSS_OPTIONS(DiceLossOptions);
-  // One weight per class (not with binary mode); the per-class losses' weighted mean.
-  TORCH_ARG(std::optional<std::vector<double>>, class_weights) = std::nullopt;
+  SMP_LOSS_MODE(DiceLossOptions);
+  SMP_OPTIONS(SMP_DICE_LOSS_OPTIONS)
 };
 
 class DiceLossImpl : public LossImpl {
@@ -58,9 +65,12 @@ class DiceLossImpl : public LossImpl {
 TORCH_MODULE(DiceLoss);
 
 // ---- Jaccard ----
+#define SMP_JACCARD_LOSS_OPTIONS(OPTION, KWARG)                           \
+  SMP_REGION_LOSS_OPTIONS(OPTION)                                         \
+  OPTION(std::optional<std::vector<double>>, class_weights, std::nullopt)
 struct JaccardLossOptions {
-  SMP_REGION_LOSS_OPTIONS(JaccardLossOptions);
-  TORCH_ARG(std::optional<std::vector<double>>, class_weights) = std::nullopt;
+  SMP_LOSS_MODE(JaccardLossOptions);
+  SMP_OPTIONS(SMP_JACCARD_LOSS_OPTIONS)
 };
 
 class JaccardLossImpl : public LossImpl {
@@ -73,12 +83,15 @@ class JaccardLossImpl : public LossImpl {
 TORCH_MODULE(JaccardLoss);
 
 // ---- Tversky: Dice with FP weighted by alpha, FN by beta, the mean raised to gamma ----
+#define SMP_TVERSKY_LOSS_OPTIONS(OPTION, KWARG)                           \
+  SMP_REGION_LOSS_OPTIONS(OPTION)                                         \
+  OPTION(double, alpha, 0.5)                                              \
+  OPTION(double, beta, 0.5)                                               \
+  OPTION(double, gamma, 1.0)                                              \
+  OPTION(std::optional<std::vector<double>>, class_weights, std::nullopt)
 struct TverskyLossOptions {
-  SMP_REGION_LOSS_OPTIONS(TverskyLossOptions);
-  TORCH_ARG(double, alpha) = 0.5;
-  TORCH_ARG(double, beta) = 0.5;
-  TORCH_ARG(double, gamma) = 1.0;
-  TORCH_ARG(std::optional<std::vector<double>>, class_weights) = std::nullopt;
+  SMP_LOSS_MODE(TverskyLossOptions);
+  SMP_OPTIONS(SMP_TVERSKY_LOSS_OPTIONS)
 };
 
 class TverskyLossImpl : public LossImpl {
@@ -91,18 +104,19 @@ class TverskyLossImpl : public LossImpl {
 TORCH_MODULE(TverskyLoss);
 
 // ---- Focal ----
+#define SMP_FOCAL_LOSS_OPTIONS(OPTION, KWARG)                                                  \
+  OPTION(std::optional<double>, alpha, std::nullopt) /* weight of positives; nullopt = none */ \
+  OPTION(double, gamma, 2.0)                                                                   \
+  OPTION(std::optional<int64_t>, ignore_index, std::nullopt)                                   \
+  OPTION(bool, from_logits, true)                                                              \
+  OPTION(double, eps, 1e-7) /* clamp of probabilities when !from_logits */                     \
+  OPTION(std::string, reduction, "mean") /* "mean", "sum", "batchwise_mean" or "none" */       \
+  OPTION(bool, normalized, false)                                                              \
+  OPTION(std::optional<double>, reduced_threshold, std::nullopt)                               \
+  OPTION(std::optional<std::vector<double>>, class_weights, std::nullopt)
 struct FocalLossOptions {
-  /* implicit */ FocalLossOptions(std::string mode) : mode_(std::move(mode)) {}
-  TORCH_ARG(std::string, mode);
-  TORCH_ARG(std::optional<double>, alpha) = std::nullopt;  // weight of positives; nullopt = none
-  TORCH_ARG(double, gamma) = 2.0;
-  TORCH_ARG(std::optional<int64_t>, ignore_index) = std::nullopt;
-  TORCH_ARG(bool, from_logits) = true;
-  TORCH_ARG(double, eps) = 1e-7;               // clamp of probabilities when !from_logits
-  TORCH_ARG(std::string, reduction) = "mean";  // "mean", "sum", "batchwise_mean" or "none"
-  TORCH_ARG(bool, normalized) = false;
-  TORCH_ARG(std::optional<double>, reduced_threshold) = std::nullopt;
-  TORCH_ARG(std::optional<std::vector<double>>, class_weights) = std::nullopt;
+  SMP_LOSS_MODE(FocalLossOptions);
+  SMP_OPTIONS(SMP_FOCAL_LOSS_OPTIONS)
 };
 
 class FocalLossImpl : public LossImpl {
@@ -115,13 +129,14 @@ class FocalLossImpl : public LossImpl {
 TORCH_MODULE(FocalLoss);
 
 // ---- Lovasz (hinge for binary/multilabel, softmax for multiclass) ----
+#define SMP_LOVASZ_LOSS_OPTIONS(OPTION, KWARG)                                                   \
+  OPTION(bool, per_image, false)                                                                 \
+  OPTION(std::optional<int64_t>, ignore_index, std::nullopt)                                     \
+  /* Accepted like smp's keyword, which has no effect there either: inputs are always logits. */ \
+  OPTION(bool, from_logits, true)
 struct LovaszLossOptions {
-  /* implicit */ LovaszLossOptions(std::string mode) : mode_(std::move(mode)) {}
-  TORCH_ARG(std::string, mode);
-  TORCH_ARG(bool, per_image) = false;
-  TORCH_ARG(std::optional<int64_t>, ignore_index) = std::nullopt;
-  // Accepted like smp's keyword, which has no effect there either: inputs are always logits.
-  TORCH_ARG(bool, from_logits) = true;
+  SMP_LOSS_MODE(LovaszLossOptions);
+  SMP_OPTIONS(SMP_LOVASZ_LOSS_OPTIONS)
 };
 
 class LovaszLossImpl : public LossImpl {
@@ -134,12 +149,14 @@ class LovaszLossImpl : public LossImpl {
 TORCH_MODULE(LovaszLoss);
 
 // ---- SoftBCEWithLogits: BCE with logits plus ignore_index and label smoothing ----
+#define SMP_SOFT_BCE_LOSS_OPTIONS(OPTION, KWARG)                                          \
+  OPTION(torch::Tensor, weight, {}) /* undefined = none; registered as buffer "weight" */ \
+  OPTION(std::optional<int64_t>, ignore_index, -100)                                      \
+  OPTION(std::string, reduction, "mean") /* "mean", "sum" or "none" */                    \
+  OPTION(std::optional<double>, smooth_factor, std::nullopt)                              \
+  OPTION(torch::Tensor, pos_weight, {}) /* undefined = none; buffer "pos_weight" */
 struct SoftBCEWithLogitsLossOptions {
-  TORCH_ARG(torch::Tensor, weight) = {};  // undefined = none; registered as buffer "weight"
-  TORCH_ARG(std::optional<int64_t>, ignore_index) = -100;
-  TORCH_ARG(std::string, reduction) = "mean";  // "mean", "sum" or "none"
-  TORCH_ARG(std::optional<double>, smooth_factor) = std::nullopt;
-  TORCH_ARG(torch::Tensor, pos_weight) = {};  // undefined = none; buffer "pos_weight"
+  SMP_OPTIONS(SMP_SOFT_BCE_LOSS_OPTIONS)
 };
 
 class SoftBCEWithLogitsLossImpl : public LossImpl {
@@ -154,12 +171,14 @@ class SoftBCEWithLogitsLossImpl : public LossImpl {
 TORCH_MODULE(SoftBCEWithLogitsLoss);
 
 // ---- SoftCrossEntropy: cross entropy with label smoothing ----
+#define SMP_SOFT_CE_LOSS_OPTIONS(OPTION, KWARG)                        \
+  OPTION(std::string, reduction, "mean") /* "mean", "sum" or "none" */ \
+  /* nullopt = no smoothing (smp fails in forward without a value). */ \
+  OPTION(std::optional<double>, smooth_factor, std::nullopt)           \
+  OPTION(std::optional<int64_t>, ignore_index, -100)                   \
+  OPTION(int64_t, dim, 1)
 struct SoftCrossEntropyLossOptions {
-  TORCH_ARG(std::string, reduction) = "mean";  // "mean", "sum" or "none"
-  // nullopt = no smoothing (smp fails in forward without a value).
-  TORCH_ARG(std::optional<double>, smooth_factor) = std::nullopt;
-  TORCH_ARG(std::optional<int64_t>, ignore_index) = -100;
-  TORCH_ARG(int64_t, dim) = 1;
+  SMP_OPTIONS(SMP_SOFT_CE_LOSS_OPTIONS)
 };
 
 class SoftCrossEntropyLossImpl : public LossImpl {
@@ -171,8 +190,9 @@ class SoftCrossEntropyLossImpl : public LossImpl {
 TORCH_MODULE(SoftCrossEntropyLoss);
 
 // ---- MCC: 1 - Matthews correlation of y_pred (used as given, no activation) and y_true ----
+#define SMP_MCC_LOSS_OPTIONS(OPTION, KWARG) OPTION(double, eps, 1e-5)
 struct MCCLossOptions {
-  TORCH_ARG(double, eps) = 1e-5;
+  SMP_OPTIONS(SMP_MCC_LOSS_OPTIONS)
 };
 
 class MCCLossImpl : public LossImpl {

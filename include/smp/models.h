@@ -8,6 +8,7 @@
 #include <smp/encoders.h>
 #include <smp/inference_options.h>
 #include <smp/modules.h>
+#include <smp/options.h>
 
 #include <functional>
 #include <optional>
@@ -16,25 +17,28 @@
 
 namespace smp {
 
-// The options every architecture shares, with smp's keyword names. encoder_weights: "" (None), a
-// safetensors path, or pretrained weights by name (EncoderOptions::weights). Its default stays ""
-// rather than smp's "imagenet", so building a model never reaches for the network unasked.
-// output_stride is what smp passes to the encoder through **kwargs (8, 16 or 32). Models with their
-// own encoder_output_stride argument (PAN, DeepLabV3, DeepLabV3Plus) take the options without it:
-// smp refuses output_stride in their **kwargs as a duplicate keyword.
-#define SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(DEFAULT_ENCODER)   \
-  TORCH_ARG(std::string, encoder_name) = DEFAULT_ENCODER;            \
-  TORCH_ARG(int64_t, encoder_depth) = 5;                             \
-  TORCH_ARG(std::string, encoder_weights) = "";                      \
-  TORCH_ARG(EncoderIndices, encoder_indices) = {};                   \
-  TORCH_ARG(std::vector<int64_t>, encoder_channels) = {};            \
-  TORCH_ARG(int64_t, in_channels) = 3;                               \
-  TORCH_ARG(int64_t, classes) = 1;                                   \
-  TORCH_ARG(std::string, activation) = "";                           \
-  TORCH_ARG(std::optional<AuxParams>, aux_params) = std::nullopt
-#define SMP_ENCODER_MODEL_OPTIONS(DEFAULT_ENCODER)           \
-  SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(DEFAULT_ENCODER); \
-  TORCH_ARG(int64_t, output_stride) = 32
+// The options every architecture shares, with smp's keyword names, as entries of an option list
+// (smp/options.h). encoder_weights: "" (None), a safetensors path, or pretrained weights by name
+// (EncoderOptions::weights). Its default stays "" rather than smp's "imagenet", so building a model
+// never reaches for the network unasked. encoder_indices, encoder_channels, drop_path_rate, drop_rate
+// and output_stride are what smp passes to the encoder through **kwargs (output_stride: 8, 16 or 32).
+// Models with their own encoder_output_stride argument (PAN, DeepLabV3, DeepLabV3Plus) take the options without it: smp
+// refuses output_stride in their **kwargs as a duplicate keyword.
+#define SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(OPTION, KWARG, DEFAULT_ENCODER, DEFAULT_DEPTH) \
+  OPTION(std::string, encoder_name, DEFAULT_ENCODER)                                            \
+  OPTION(int64_t, encoder_depth, DEFAULT_DEPTH)                                                 \
+  OPTION(std::string, encoder_weights, "")                                                      \
+  OPTION(int64_t, in_channels, 3)                                                               \
+  OPTION(int64_t, classes, 1)                                                                   \
+  OPTION(std::string, activation, "")                                                           \
+  OPTION(std::optional<AuxParams>, aux_params, std::nullopt)                                    \
+  KWARG(EncoderIndices, encoder_indices, {})                                                    \
+  KWARG(std::vector<int64_t>, encoder_channels, {})                                             \
+  KWARG(double, drop_path_rate, 0.0) /* timm's stochastic depth, training only */               \
+  KWARG(double, drop_rate, 0.0)
+#define SMP_ENCODER_MODEL_OPTIONS(OPTION, KWARG, DEFAULT_ENCODER, DEFAULT_DEPTH)         \
+  SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(OPTION, KWARG, DEFAULT_ENCODER, DEFAULT_DEPTH) \
+  KWARG(int64_t, output_stride, 32)
 
 namespace detail {
 struct PretrainedAccess;
@@ -64,10 +68,14 @@ class SegmentationModelImpl : public torch::nn::Module {
   const std::string& arch() const { return arch_; }
   // Constructor keyword arguments as smp's config.json holds them (without _model_class).
   const nlohmann::json& config() const { return config_; }
-  // Writes `directory`/config.json (config() plus "_model_class") and model.safetensors as smp's
-  // save_pretrained does, creating the folder; smp::from_pretrained (smp/pretrained.h) reads it back.
-  // Both files are written beside their targets first, so a failure leaves existing files as they were.
-  void save_pretrained(const std::string& directory) const;
+  // Writes `directory`/config.json (config() plus "_model_class"), model.safetensors and a model card
+  // README.md as smp's save_pretrained does, creating the folder; smp::from_pretrained
+  // (smp/pretrained.h) reads it back. The card names the architecture, encoder, keyword arguments and,
+  // when given, the dataset and metrics (name -> value). As huggingface_hub does, an existing README.md
+  // is kept (it may have been edited by hand). Files are written beside their targets first, so a
+  // failure leaves existing files as they were; other files in the folder are not touched.
+  void save_pretrained(const std::string& directory, const std::string& dataset = "",
+                       const std::map<std::string, double>& metrics = {}) const;
 
   // As smp: freezing stops gradients to the encoder's parameters and puts its running-statistics
   // norms (BatchNorm, InstanceNorm) in eval mode, where train() leaves the whole encoder until
@@ -119,12 +127,14 @@ class SegmentationModelImpl : public torch::nn::Module {
 using SegmentationModel = std::shared_ptr<SegmentationModelImpl>;
 
 // ---- Unet ----
+#define SMP_UNET_OPTIONS(OPTION, KWARG)                                                           \
+  SMP_ENCODER_MODEL_OPTIONS(OPTION, KWARG, "resnet34", 5)                                         \
+  OPTION(NormSpec, decoder_use_norm, {})                                                          \
+  OPTION(std::vector<int64_t>, decoder_channels, (std::vector<int64_t>{256, 128, 64, 32, 16}))    \
+  OPTION(std::string, decoder_attention_type, "") /* "" or "scse" */                              \
+  OPTION(std::string, decoder_interpolation, "nearest")
 struct UnetOptions {
-  SMP_ENCODER_MODEL_OPTIONS("resnet34");
-  TORCH_ARG(NormSpec, decoder_use_norm) = {};
-  TORCH_ARG(std::vector<int64_t>, decoder_channels) = std::vector<int64_t>{256, 128, 64, 32, 16};
-  TORCH_ARG(std::string, decoder_attention_type) = "";  // "" or "scse"
-  TORCH_ARG(std::string, decoder_interpolation) = "nearest";
+  SMP_OPTIONS(SMP_UNET_OPTIONS)
 };
 
 class UnetImpl : public SegmentationModelImpl {

@@ -18,5 +18,11 @@ namespace smp {
 // ("smp-hub/segformer-b0-512x512-ade-160k"): its config.json and weights are downloaded into the hub
 // cache (smp/hub.h: HF_ENDPOINT, HF_HUB_OFFLINE, ... apply) and read from there.
 SegmentationModel from_pretrained(const std::string& path_or_id, bool strict = true);
+// The same with smp's keyword overrides (`smp.from_pretrained(id, classes=5)`): `overrides` (a JSON
+// object of keyword arguments) replaces the config's values before the model is built, so config()
+// and a later save_pretrained hold them. Head tensors the checkpoint lacks or holds in another shape
+// (segmentation_head.*, classification_head.*: a new number of classes, added aux_params) keep their
+// fresh initialisation, with one warning naming them; every other key loads as `strict` says.
+SegmentationModel from_pretrained(const std::string& path_or_id, const nlohmann::json& overrides, bool strict = true);
 
 }  // namespace smp

@@ -24,9 +24,11 @@
 #include <smp/modules.h>
 #include <smp/pretrained.h>
 #include <smp/predict.h>
+#include <smp/preprocessing.h>
 #include <smp/reparameterize.h>
 #include <smp/train.h>
 #include <smp/timm.h>
+#include <smp/vit_encoder.h>
 
 namespace smp {
 

@@ -34,6 +34,12 @@ struct ModelArgs {
   TORCH_ARG(int64_t, num_classes) = -1;
   // Path of a checkpoint (safetensors) to load after construction; empty = none.
   TORCH_ARG(std::string, pretrained) = "";
+  // Stochastic depth: the largest per-block drop path probability, reached by the last block on the
+  // family's schedule (training only; no effect in eval mode or on the state dict).
+  TORCH_ARG(double, drop_path_rate) = 0.0;
+  // Dropout probability where the family applies timm's drop_rate, usually before the classifier
+  // (training only).
+  TORCH_ARG(double, drop_rate) = 0.0;
 };
 
 // How timm's features_only wrapper renames a family's parameters.
@@ -52,6 +58,8 @@ enum class FeatureWrap {
 // named_parameters()/named_buffers() are the keys of timm's checkpoint files.
 class BackboneImpl : public torch::nn::Module {
  public:
+  // The registered model name ("resnet50"), for error messages.
+  const std::string& model_name() const { return model_name_; }
   // Every feature the family exposes, in order; out_indices index into this list.
   const std::vector<FeatureInfo>& feature_info() const { return feature_info_; }
   // timm's default out_indices for features_only.
@@ -68,7 +76,7 @@ class BackboneImpl : public torch::nn::Module {
     prefix_tokens.clear();
     return forward_intermediates(x, indices);
   }
-  // Classifier logits; only valid for a model built without features_only.
+  // Classifier logits; a model built with features_only has no classifier (see check_classifier).
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
 
   virtual FeatureWrap feature_wrap() const { return FeatureWrap::kModuleList; }
@@ -78,7 +86,27 @@ class BackboneImpl : public torch::nn::Module {
   virtual std::string first_conv() const = 0;
 
  protected:
+  // Families pass their registered name and creation arguments; the defaults suit a backbone built
+  // outside the registry.
+  explicit BackboneImpl(std::string model_name = "", const ModelArgs& args = {});
+
+  // The guard at the top of every forward(): throws std::logic_error when the model was built with
+  // features_only, which leaves out the head that forward() needs.
+  void check_classifier() const;
+  // timm's head on pooled features: dropout at head_drop_rate() (training only), then the classifier,
+  // or no classifier when the model was built with num_classes 0 (timm's identity head).
+  torch::Tensor classify(const torch::Tensor& pooled, torch::nn::Linear& classifier) const;
+  // timm's default head on an NCHW map: global average pooling, then classify.
+  torch::Tensor pool_and_classify(const torch::Tensor& features, torch::nn::Linear& classifier) const;
+  // ModelArgs::drop_rate, for the heads whose dropout sits where classify() cannot apply it.
+  double head_drop_rate() const { return head_drop_rate_; }
+
   std::vector<FeatureInfo> feature_info_;
+
+ private:
+  std::string model_name_;
+  bool features_only_ = false;
+  double head_drop_rate_ = 0.0;
 };
 
 using Backbone = std::shared_ptr<BackboneImpl>;
@@ -145,6 +173,14 @@ class FeaturesImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Features);
 
+// Builds the features-only model, then loads args.pretrained into it with load_checkpoint.
 Features create_features(const std::string& name, const ModelArgs& args = {});
+
+// Loads a safetensors checkpoint into an already built features-only model: either the full timm model's
+// keys (its classifier and the stages the model pruned are dropped) or the model's own keys (a
+// features-only checkpoint, possibly of a pruned model). A 3-channel first conv is adapted to the model's
+// in_chans. Throws std::runtime_error listing the missing, unexpected and mismatched keys, and leaves the
+// model unchanged, when the checkpoint does not fit (another model's, say).
+void load_checkpoint(FeaturesImpl& features, const std::string& path);
 
 }  // namespace smp::timm

@@ -15,8 +15,23 @@
 
 namespace smp::train {
 
+// The choices of TrainerOptions as types; parse_* read the names the command line and configs use
+// (throwing std::invalid_argument that lists the valid ones) and to_string gives them back.
+enum class Optimizer { kAdamW, kSGD };
+enum class Schedule { kConstant, kStep, kPoly, kCosine };
+// Validation metric that picks the best checkpoint and drives early stopping: mIoU, mF1 and pixel
+// accuracy are better higher, the loss lower.
+enum class Monitor { kMIoU, kMF1, kAccuracy, kLoss };
+
+Optimizer parse_optimizer(const std::string& name);  // "adamw", "sgd"
+Schedule parse_schedule(const std::string& name);    // "constant", "step", "poly", "cosine"
+Monitor parse_monitor(const std::string& name);      // "miou", "mf1", "accuracy", "loss"
+std::string to_string(Optimizer optimizer);
+std::string to_string(Schedule schedule);
+std::string to_string(Monitor monitor);
+
 struct OptimizerOptions {
-  TORCH_ARG(std::string, name) = "adamw";  // "adamw" or "sgd"
+  TORCH_ARG(Optimizer, type) = Optimizer::kAdamW;
   TORCH_ARG(double, lr) = 1e-3;
   TORCH_ARG(double, weight_decay) = 1e-4;
   TORCH_ARG(double, momentum) = 0.9;  // sgd only
@@ -24,10 +39,10 @@ struct OptimizerOptions {
 };
 
 // The learning rate of every optimizer step: a linear warmup from 0 over `warmup_steps`, then
-// "constant", "step" (times gamma every step_epochs), "poly" ((1 - t)^power) or "cosine" (down to
-// min_lr), where t runs from 0 to 1 over the steps after the warmup.
+// constant, step (times gamma every step_epochs), poly ((1 - t)^power) or cosine (down to min_lr),
+// where t runs from 0 to 1 over the steps after the warmup.
 struct ScheduleOptions {
-  TORCH_ARG(std::string, name) = "cosine";
+  TORCH_ARG(Schedule, type) = Schedule::kCosine;
   TORCH_ARG(int64_t, warmup_steps) = 0;
   TORCH_ARG(int64_t, step_epochs) = 10;
   TORCH_ARG(double, gamma) = 0.1;
@@ -35,7 +50,7 @@ struct ScheduleOptions {
   TORCH_ARG(double, min_lr) = 0.0;
 };
 
-// The rate at optimizer step `step` (0-based) of `total_steps`; throws for an unknown schedule name.
+// The rate at optimizer step `step` (0-based) of `total_steps`.
 double learning_rate(const ScheduleOptions& schedule, double base_lr, int64_t step, int64_t total_steps,
                      int64_t steps_per_epoch);
 
@@ -45,11 +60,8 @@ struct TrainerOptions {
   TORCH_ARG(ScheduleOptions, schedule) = {};
   TORCH_ARG(int64_t, accumulate) = 1;       // batches per optimizer step
   TORCH_ARG(double, clip_grad_norm) = 0.0;  // max global gradient norm; 0 = no clipping
-  // Validation metric that picks the best checkpoint and drives early stopping: "miou", "mf1",
-  // "accuracy" (higher is better) or "loss" (lower is better).
-  TORCH_ARG(std::string, monitor) = "miou";
+  TORCH_ARG(Monitor, monitor) = Monitor::kMIoU;
   TORCH_ARG(int64_t, early_stopping) = 0;  // epochs without improvement before stopping; 0 = never
-  TORCH_ARG(uint64_t, seed) = 0;           // LibTorch's generator (dropout); the loaders have their own
   // Checkpoints (<dir>/last, <dir>/best) and the epoch log (<dir>/log.csv or log.jsonl); "" = none.
   TORCH_ARG(std::string, output_dir) = "";
   TORCH_ARG(std::string, log_format) = "csv";  // "csv" or "jsonl"
@@ -100,16 +112,21 @@ struct EpochRecord {
   bool best = false;
 };
 
+// Leaves LibTorch's global generator alone: seed it (torch::manual_seed) before building the model
+// for reproducible initialisation and dropout; the loaders have seeds of their own.
 class Trainer {
  public:
   Trainer(SegmentationModel model, losses::Loss loss, TrainerOptions options);
   // Continues from <output_dir>/last when it exists (model weights, optimizer, schedule, epoch,
   // best score, RNG); returns whether it did.
   bool resume();
-  // Trains the remaining epochs; `val` may be null (then "best" is the last epoch).
+  // Trains the remaining epochs, logging one line per epoch (info); `val` may be null (then "best"
+  // is the last epoch).
   std::vector<EpochRecord> fit(data::Loader& train, data::Loader* val = nullptr);
   // Called after every optimizer step with its 1-based global number and the mean loss of its batches.
   std::function<void(int64_t step, double loss)> on_step;
+  // Called at the end of every epoch, after its checkpoints and log line are written.
+  std::function<void(const EpochRecord& record)> on_epoch;
 
   int64_t epoch() const { return epoch_; }
   int64_t step() const { return step_; }

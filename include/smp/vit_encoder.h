@@ -12,6 +12,8 @@ struct ViTEncoderOptions {
   TORCH_ARG(int64_t, depth) = 4;
   TORCH_ARG(std::vector<int64_t>, output_indices) = {};  // empty = uniform over the blocks
   TORCH_ARG(std::string, weights) = "";                  // safetensors path of the timm model
+  TORCH_ARG(double, drop_path_rate) = 0.0;               // timm's stochastic depth (training only)
+  TORCH_ARG(double, drop_rate) = 0.0;
 };
 
 class TimmViTEncoderImpl : public EncoderImpl {

@@ -1,5 +1,6 @@
 // Seeds, the generator's conversions and the augmentations.
 #include <smp/data.h>
+#include <smp/preprocessing.h>
 
 #include <cmath>
 
@@ -186,16 +187,15 @@ Transform normalize(std::vector<double> mean, std::vector<double> std) {
                                 std::to_string(mean.size()) + " and " + std::to_string(std.size()));
   for (double v : std)
     if (!(v > 0.0)) throw std::invalid_argument("normalize: std values must be positive");
-  return [mean = std::move(mean), std = std::move(std)](Sample& s, Rng&) {
+  PreprocessingParams params;
+  params.mean = std::move(mean);
+  params.std = std::move(std);
+  return [params = std::move(params)](Sample& s, Rng&) {
     const auto channels = static_cast<size_t>(s.image.size(0));
-    if (channels != mean.size())
-      throw std::invalid_argument("normalize: " + std::to_string(mean.size()) + " mean/std values for an image with " +
-                                  std::to_string(channels) + " channels");
-    const auto n = static_cast<int64_t>(channels);
-    auto column = [&](const std::vector<double>& v) {
-      return torch::tensor(v, torch::kDouble).to(s.image.options()).view({n, 1, 1});
-    };
-    s.image = (s.image - column(mean)) / column(std);
+    if (channels != params.mean.size())
+      throw std::invalid_argument("normalize: " + std::to_string(params.mean.size()) +
+                                  " mean/std values for an image with " + std::to_string(channels) + " channels");
+    s.image = preprocess(s.image, params);
   };
 }
 

@@ -9,6 +9,7 @@
 #include <smp/hub.h>
 #include <smp/io.h>
 
+#include "timm/layers/drop_path.h"
 #include "timm/models/resnet_blocks.h"
 #include "util/registry.h"
 #include "util/strings.h"
@@ -18,6 +19,7 @@ namespace smp {
 namespace nn = torch::nn;
 namespace F = torch::nn::functional;
 namespace rb = timm::resnet_blocks;
+namespace tl = timm::layers;
 
 namespace {
 
@@ -136,9 +138,12 @@ torch::Tensor norm_2d(nn::LayerNorm& norm, const torch::Tensor& x) {
   return t.transpose(1, 2).reshape({n, c, h, w});
 }
 
+// smp's MiT applies its drop_rate after the attention's projection and, in the MLP, after the
+// activation and after fc2.
 class MitAttentionImpl : public nn::Module {
  public:
-  MitAttentionImpl(int64_t dim, int64_t heads, int64_t sr_ratio) : heads_(heads), sr_ratio_(sr_ratio) {
+  MitAttentionImpl(int64_t dim, int64_t heads, int64_t sr_ratio, double drop_rate)
+      : heads_(heads), sr_ratio_(sr_ratio), drop_rate_(drop_rate) {
     q = register_module("q", nn::Linear(dim, dim));
     kv = register_module("kv", nn::Linear(dim, dim * 2));
     proj = register_module("proj", nn::Linear(dim, dim));
@@ -159,11 +164,12 @@ class MitAttentionImpl : public nn::Module {
     auto kvh = kv(src).reshape({b, -1, 2, heads_, hd}).permute({2, 0, 3, 1, 4});
     auto attn = torch::matmul(qh, kvh[0].transpose(-2, -1)) * std::pow(static_cast<double>(hd), -0.5);
     auto y = torch::matmul(attn.softmax(-1), kvh[1]).transpose(1, 2).reshape({b, n, c});
-    return proj(y);
+    return tl::dropout(proj(y), drop_rate_, is_training());
   }
 
  private:
   int64_t heads_, sr_ratio_;
+  double drop_rate_;
   nn::Linear q{nullptr}, kv{nullptr}, proj{nullptr};
   nn::Conv2d sr{nullptr};
   nn::LayerNorm norm{nullptr};
@@ -172,7 +178,7 @@ TORCH_MODULE(MitAttention);
 
 class MitMlpImpl : public nn::Module {
  public:
-  MitMlpImpl(int64_t dim, int64_t hidden) {
+  MitMlpImpl(int64_t dim, int64_t hidden, double drop_rate) : drop_rate_(drop_rate) {
     fc1 = register_module("fc1", nn::Linear(dim, hidden));
     auto dw = register_module("dwconv", std::make_shared<nn::Module>());
     dwconv = dw->register_module("dwconv", nn::Conv2d(nn::Conv2dOptions(hidden, hidden, 3).padding(1).groups(hidden)));
@@ -182,10 +188,12 @@ class MitMlpImpl : public nn::Module {
     auto y = fc1(x);
     const auto b = y.size(0), c = y.size(2);
     y = dwconv(y.transpose(1, 2).reshape({b, c, h, w})).flatten(2).transpose(1, 2);
-    return fc2(torch::gelu(y));
+    y = fc2(tl::dropout(torch::gelu(y), drop_rate_, is_training()));
+    return tl::dropout(y, drop_rate_, is_training());
   }
 
  private:
+  double drop_rate_;
   nn::Linear fc1{nullptr}, fc2{nullptr};
   nn::Conv2d dwconv{nullptr};
 };
@@ -193,21 +201,23 @@ TORCH_MODULE(MitMlp);
 
 class MitBlockImpl : public nn::Module {
  public:
-  MitBlockImpl(int64_t dim, int64_t heads, int64_t sr_ratio) {
+  MitBlockImpl(int64_t dim, int64_t heads, int64_t sr_ratio, double drop_path_rate, double drop_rate)
+      : drop_path_rate_(drop_path_rate) {
     norm1 = register_module("norm1", layer_norm(dim));
-    attn = register_module("attn", MitAttention(dim, heads, sr_ratio));
+    attn = register_module("attn", MitAttention(dim, heads, sr_ratio, drop_rate));
     norm2 = register_module("norm2", layer_norm(dim));
-    mlp = register_module("mlp", MitMlp(dim, dim * kMitMlpRatio));
+    mlp = register_module("mlp", MitMlp(dim, dim * kMitMlpRatio, drop_rate));
   }
   torch::Tensor forward(torch::Tensor x) {
     const auto b = x.size(0), h = x.size(2), w = x.size(3);
     auto t = x.flatten(2).transpose(1, 2);
-    t = t + attn(norm1(t), h, w);
-    t = t + mlp(norm2(t), h, w);
+    t = t + tl::drop_path(attn(norm1(t), h, w), drop_path_rate_, is_training());
+    t = t + tl::drop_path(mlp(norm2(t), h, w), drop_path_rate_, is_training());
     return t.transpose(1, 2).reshape({b, -1, h, w});
   }
 
  private:
+  double drop_path_rate_;
   nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   MitAttention attn{nullptr};
   MitMlp mlp{nullptr};
@@ -239,13 +249,16 @@ class MixTransformerEncoderImpl : public EncoderImpl {
           "attention sees",
           o.name(), o.output_stride()));
     out_channels_ = {o.in_channels(), 0};
+    // smp's mit_b* encoders default to drop_path_rate 0.1; EncoderOptions defaults to 0.
+    const auto drop_path_rates = tl::drop_path_rates(o.drop_path_rate(), spec.depths);
     int64_t in = o.in_channels();
     for (size_t s = 0; s < 4; ++s) {
       const auto dim = spec.embed_dims[s];
       const auto id = std::to_string(s + 1);
       embeds_.push_back(register_module("patch_embed" + id, OverlapPatchEmbed(in, dim, s == 0 ? 7 : 3, s == 0 ? 4 : 2)));
       nn::Sequential blocks;
-      for (int64_t b = 0; b < spec.depths[s]; ++b) blocks->push_back(MitBlock(dim, kMitHeads[s], kMitSrRatios[s]));
+      for (const double rate : drop_path_rates[s])
+        blocks->push_back(MitBlock(dim, kMitHeads[s], kMitSrRatios[s], rate, o.drop_rate()));
       blocks_.push_back(register_module("block" + id, blocks));
       norms_.push_back(register_module("norm" + id, layer_norm(dim)));
       out_channels_.push_back(dim);
@@ -384,6 +397,13 @@ bool is_weights_path(const std::string& weights) {
 }
 
 std::vector<std::string> list_smp_encoders() { return table().names(); }
+
+std::vector<std::string> smp_encoder_weights(const std::string& encoder) {
+  std::vector<std::string> names;
+  if (const auto it = pretrained_settings().find(encoder); it != pretrained_settings().end())
+    for (const auto& s : it->second) names.push_back(s.weights);
+  return names;
+}
 
 Encoder create_smp_encoder(const EncoderOptions& options) {
   const auto* factory = table().find(options.name());

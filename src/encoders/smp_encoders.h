@@ -15,4 +15,8 @@ Encoder create_smp_encoder(const EncoderOptions& options);
 // ".safetensors".
 bool is_weights_path(const std::string& weights);
 
+// The names of smp's pretrained weights for one of its encoders ("imagenet", "ssl", ...); empty for
+// a name that is not one of them.
+std::vector<std::string> smp_encoder_weights(const std::string& encoder);
+
 }  // namespace smp

@@ -4,29 +4,17 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "util/log.h"
+#include "encoders/slot_plan.h"
 #include "encoders/smp_encoders.h"
 #include "util/strings.h"
 
 namespace smp {
 
 namespace {
-
-std::string join_ints(const std::vector<int64_t>& v) {
-  std::vector<std::string> parts;
-  for (auto x : v) parts.push_back(std::to_string(x));
-  return "[" + util::join(parts, ", ") + "]";
-}
-
-timm::Features build_features(const std::string& name, const EncoderOptions& o, std::vector<int64_t> indices) {
-  return timm::create_features(name, timm::ModelArgs()
-                                         .in_chans(o.in_channels())
-                                         .output_stride(o.output_stride())
-                                         .out_indices(std::move(indices))
-                                         .pretrained(o.weights()));
-}
 
 // encoder_weights of a timm encoder: "" (none) and paths stay; anything else means the pretrained
 // weights of the tag in the name ("tu-<model>.<tag>", timm's default tag without one).
@@ -41,121 +29,69 @@ std::string resolve_weights(const std::string& timm_name, const std::string& wei
   return hub::hf_hub_download(repo, "model.safetensors");
 }
 
-}  // namespace
-
-TimmUniversalEncoderImpl::TimmUniversalEncoderImpl(const EncoderOptions& options)
-    : in_channels_(options.in_channels()), output_stride_(options.output_stride()) {
-  if (options.depth() < 1 || options.depth() > 5)
-    throw std::invalid_argument("encoder_depth must be in the range 1..5, got " + std::to_string(options.depth()));
-  const std::string timm_name = util::starts_with(options.name(), "tu-") ? options.name().substr(3) : options.name();
-  const auto& entry = timm::model_entry(timm_name);
-  auto o = options;
-  o.weights(resolve_weights(timm_name, options.weights()));
-  mean_ = entry.mean;
-  std_ = entry.std;
-
-  // The backbone's default features-only set; reduction-1 maps (VGG) are not candidates.
-  auto probe_options = o;
-  auto probe = build_features(timm_name, probe_options.weights(""), {});
-  const auto& all_info = probe->backbone().feature_info();
-  for (auto idx : probe->out_indices()) {
-    const auto& f = all_info[static_cast<size_t>(idx)];
-    if (f.reduction > 1) {
-      candidates_.push_back(f);
-      candidate_indices_.push_back(idx);
-    }
+// The design document's notes on a plan that differs from the request.
+void log_adjustments(const detail::SlotPlan& plan, int64_t requested_depth) {
+  if (plan.depth < requested_depth) {
+    std::vector<int64_t> reductions;
+    for (const auto& f : plan.candidates) reductions.push_back(f.reduction);
+    log::logger().info("Encoder depth is adjusted to `encoder_depth={}` to match `timm` model features reductions [{}].",
+                       plan.depth, fmt::join(reductions, ", "));
   }
-  const auto n = static_cast<int64_t>(candidates_.size());
-  if (n == 0) throw std::invalid_argument("timm model '" + timm_name + "' exposes no feature with reduction > 1");
-
-  int64_t max_reduction = 0;
-  std::vector<int64_t> reductions;
-  for (const auto& f : candidates_) {
-    max_reduction = std::max(max_reduction, f.reduction);
-    reductions.push_back(f.reduction);
-  }
-  const auto by_reduction = static_cast<int64_t>(std::lround(std::log2(static_cast<double>(max_reduction))));
-  depth_ = std::min(o.depth(), std::max(n, by_reduction));
-  if (depth_ < o.depth())
-    log::logger().info("Encoder depth is adjusted to `encoder_depth={}` to match `timm` model features reductions {}.",
-                       depth_, join_ints(reductions));
-
-  // Selection: positions into candidates_.
-  const int64_t count = std::min(depth_, n);
-  std::vector<int64_t> chosen;
-  const auto& idx = o.indices();
-  if (idx.mode == "first") {
-    for (int64_t i = 0; i < count; ++i) chosen.push_back(i);
-  } else if (idx.mode == "last") {
-    for (int64_t i = n - count; i < n; ++i) chosen.push_back(i);
-  } else if (idx.mode == "list") {
-    if (static_cast<int64_t>(idx.list.size()) != count)
-      throw std::invalid_argument(fmt::format(
-          "encoder_indices has {} entries but the encoder uses {} features (encoder_depth={}, the model has {}); "
-          "give exactly {} of the indices {}",
-          idx.list.size(), count, depth_, n, count, join_ints(candidate_indices_)));
-    for (auto want : idx.list) {
-      auto it = std::find(candidate_indices_.begin(), candidate_indices_.end(), want);
-      if (it == candidate_indices_.end())
-        throw std::invalid_argument(fmt::format("encoder_indices entry {} is out of range: valid indices are {}",
-                                                want, join_ints(candidate_indices_)));
-      auto pos = it - candidate_indices_.begin();
-      if (std::find(chosen.begin(), chosen.end(), pos) != chosen.end())
-        throw std::invalid_argument(fmt::format("encoder_indices entry {} is repeated", want));
-      chosen.push_back(pos);
-    }
-    std::sort(chosen.begin(), chosen.end());  // features always run from high to low resolution
-  } else {
-    throw std::invalid_argument("encoder_indices must be \"first\", \"last\" or a list of indices, got \"" +
-                                idx.mode + "\"");
-  }
-  selected_.assign(static_cast<size_t>(n), false);
-  for (auto p : chosen) selected_[static_cast<size_t>(p)] = true;
-
-  const int64_t dummies = depth_ - count;
+  const auto dummies =
+      std::count_if(plan.slots.begin(), plan.slots.end(), [](const detail::PlannedSlot& s) { return s.feature < 0; });
   if (dummies > 0)
     log::logger().debug(
         "Encoder has {} dummy feature(s), because the real number of features ({}) is less than specified encoder "
         "depth ({}).",
-        dummies, n, depth_);
-  for (int64_t k = 1; k <= depth_; ++k) {
-    Slot s;
-    s.reduction = std::min<int64_t>(int64_t{1} << k, output_stride_);
-    if (k > dummies) {
-      s.feature = k - dummies - 1;
-      const auto& f = candidates_[static_cast<size_t>(chosen[static_cast<size_t>(s.feature)])];
-      s.channels = s.out_channels = f.num_chs;
-      s.native_reduction = f.reduction;
-    }
-    slots_.push_back(s);
-  }
+        dummies, plan.candidates.size(), plan.depth);
+}
 
-  // The timm model with exactly the selected features (its state-dict keys follow from them).
-  std::vector<int64_t> out_indices;
-  for (auto p : chosen) out_indices.push_back(candidate_indices_[static_cast<size_t>(p)]);
-  model_ = out_indices == probe->out_indices() && o.weights().empty() ? probe
-                                                                       : build_features(timm_name, o, out_indices);
+}  // namespace
+
+TimmUniversalEncoderImpl::TimmUniversalEncoderImpl(const EncoderOptions& options)
+    : in_channels_(options.in_channels()), output_stride_(options.output_stride()) {
+  detail::check_encoder_depth(options.depth());  // before anything is downloaded or built
+  const std::string timm_name = util::starts_with(options.name(), "tu-") ? options.name().substr(3) : options.name();
+  const auto& entry = timm::model_entry(timm_name);
+  mean_ = entry.mean;
+  std_ = entry.std;
+  const auto weights = resolve_weights(timm_name, options.weights());
+  const auto args = timm::ModelArgs()
+                        .in_chans(options.in_channels())
+                        .output_stride(options.output_stride())
+                        .drop_path_rate(options.drop_path_rate())
+                        .drop_rate(options.drop_rate());
+
+  // Built without out_indices, the backbone has all its default features: their feature_info decides the plan.
+  const auto backbone = timm::create_model(timm_name, timm::ModelArgs(args).features_only(true));
+  const auto default_indices = backbone->default_out_indices();
+  const auto plan = detail::plan_slots(timm_name, backbone->feature_info(), default_indices, options);
+  log_adjustments(plan, options.depth());
+
+  // A backbone's modules depend only on the last feature it is built for, so this one serves every
+  // selection ending with the default's last feature. A selection ending earlier is built again without
+  // the later stages, as timm's features_only prunes them (some families would keep them in the state
+  // dict, and a features-only checkpoint of the pruned model would lack their keys).
+  const bool same_modules = plan.out_indices.back() == default_indices.back();
+  model_ = same_modules ? timm::Features(backbone, plan.out_indices)
+                        : timm::create_features(timm_name, timm::ModelArgs(args).out_indices(plan.out_indices));
+  if (!weights.empty()) timm::load_checkpoint(*model_, weights);
   register_module("model", model_);
 
-  const auto& channels = o.channels();
-  if (!channels.empty()) {
-    // One entry per slot; a list made for the requested depth is accepted when the depth was lowered.
-    if (static_cast<int64_t>(channels.size()) != depth_ && static_cast<int64_t>(channels.size()) != o.depth())
-      throw std::invalid_argument(fmt::format("encoder_channels has {} entries; it needs one per feature ({})",
-                                              channels.size(), depth_));
-    projections_ = register_module("projections", torch::nn::ModuleList());
-    for (auto& s : slots_) {
-      const auto want = channels[static_cast<size_t>(&s - slots_.data())];
-      const bool project = s.feature >= 0 && want != s.channels;
-      if (project) {
-        if (want < 1) throw std::invalid_argument("encoder_channels entries must be >= 1, got " + std::to_string(want));
-        projections_->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(s.channels, want, 1).bias(true)));
-        s.out_channels = want;
-      } else {
-        projections_->push_back(torch::nn::Identity());
-      }
-      projected_.push_back(project);
-    }
+  depth_ = plan.depth;
+  candidates_ = plan.candidates;
+  candidate_indices_ = plan.candidate_indices;
+  selected_ = plan.selected;
+  for (const auto& s : plan.slots)
+    slots_.push_back({s.feature, s.channels, s.native_reduction, s.reduction, s.out_channels});
+  if (!plan.projections) return;
+  projections_ = register_module("projections", torch::nn::ModuleList());
+  for (const auto& s : plan.slots) {
+    if (s.projected)
+      projections_->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(s.channels, s.out_channels, 1).bias(true)));
+    else
+      projections_->push_back(torch::nn::Identity());
+    projected_.push_back(s.projected);
   }
 }
 

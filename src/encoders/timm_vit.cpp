@@ -1,4 +1,4 @@
-#include "encoders/timm_vit.h"
+#include <smp/vit_encoder.h>
 
 #include <fmt/format.h>
 
@@ -27,7 +27,11 @@ TimmViTEncoderImpl::TimmViTEncoderImpl(const ViTEncoderOptions& o) : in_channels
   const auto& entry = timm::model_entry(name);
   mean_ = entry.mean;
   std_ = entry.std;
-  model_ = register_module("model", timm::create_model(name, timm::ModelArgs().in_chans(o.in_channels()).pretrained(o.weights())));
+  model_ = register_module("model", timm::create_model(name, timm::ModelArgs()
+                                                           .in_chans(o.in_channels())
+                                                           .pretrained(o.weights())
+                                                           .drop_path_rate(o.drop_path_rate())
+                                                           .drop_rate(o.drop_rate())));
   const auto& info = model_->feature_info();
   const auto blocks = static_cast<int64_t>(info.size());
   if (o.depth() > blocks)

@@ -1,6 +1,7 @@
 // save_pretrained / from_pretrained: the folder layout of smp's hub mixin (huggingface_hub's
 // PyTorchModelHubMixin): config.json with the constructor's keyword arguments plus "_model_class",
-// and the state dict in model.safetensors.
+// the state dict in model.safetensors and a model card in README.md.
+#include <fmt/format.h>
 #include <smp/hub.h>
 #include <smp/io.h>
 #include <smp/pretrained.h>
@@ -11,9 +12,12 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 
 #include "util/files.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace smp {
 
@@ -31,6 +35,7 @@ using nlohmann::json;
 constexpr const char* kConfigName = "config.json";
 constexpr const char* kSafetensorsName = "model.safetensors";
 constexpr const char* kTorchName = "pytorch_model.bin";  // what older huggingface_hub versions wrote
+constexpr const char* kCardName = "README.md";
 
 json read_config(const fs::path& file) {
   std::ifstream in(file);
@@ -49,9 +54,62 @@ json read_config(const fs::path& file) {
   return config;
 }
 
+// The model card: hub metadata (front matter) naming smp as the library, so the hub offers smp's loading
+// snippet, then what the folder holds. Unknown dataset or metrics are said to be unknown rather than left out,
+// so a reader knows they were not recorded.
+std::string model_card(const std::string& arch, const json& kwargs, const std::string& directory,
+                       const std::string& dataset, const std::map<std::string, double>& metrics) {
+  const std::string encoder = kwargs.contains("encoder_name") && kwargs["encoder_name"].is_string()
+                                  ? kwargs["encoder_name"].get<std::string>()
+                                  : "unknown";
+  // A JSON string literal is also a valid Python and C++ string literal.
+  const auto quoted_dir = json(directory).dump(-1, ' ', /*ensure_ascii=*/true);
+  std::string card = fmt::format(
+      "---\n"
+      "library_name: segmentation-models-pytorch\n"
+      "pipeline_tag: image-segmentation\n"
+      "tags:\n"
+      "- semantic-segmentation\n"
+      "- pytorch\n"
+      "- segmentation-models-pytorch\n"
+      "---\n\n"
+      "# {arch} with a {encoder} encoder\n\n"
+      "- Architecture: {arch}\n"
+      "- Encoder: {encoder}\n"
+      "- Dataset: {dataset}\n\n"
+      "Saved by smp-cpp in the folder layout of segmentation_models_pytorch: `config.json` holds the "
+      "constructor's keyword arguments and the architecture (`_model_class`), `model.safetensors` the weights.\n\n"
+      "## Loading\n\n"
+      "Python:\n\n"
+      "```python\n"
+      "import segmentation_models_pytorch as smp\n\n"
+      "model = smp.from_pretrained({dir})\n"
+      "```\n\n"
+      "C++:\n\n"
+      "```cpp\n"
+      "auto model = smp::from_pretrained({dir});\n"
+      "```\n\n"
+      "## Keyword arguments\n\n"
+      "```json\n"
+      "{kwargs}\n"
+      "```\n\n"
+      "## Metrics\n\n",
+      fmt::arg("arch", arch), fmt::arg("encoder", encoder), fmt::arg("dir", quoted_dir),
+      fmt::arg("dataset", dataset.empty() ? "not recorded" : dataset),
+      fmt::arg("kwargs", kwargs.dump(2, ' ', /*ensure_ascii=*/false)));
+  if (metrics.empty()) {
+    card += "Not recorded.\n";
+  } else {
+    card += "| Metric | Value |\n|---|---|\n";
+    for (const auto& [name, value] : metrics) card += fmt::format("| {} | {} |\n", name, value);
+  }
+  return card;
+}
+
 }  // namespace
 
-void SegmentationModelImpl::save_pretrained(const std::string& directory) const {
+void SegmentationModelImpl::save_pretrained(const std::string& directory, const std::string& dataset,
+                                            const std::map<std::string, double>& metrics) const {
   json config = config_;
   config["_model_class"] = arch_;
   // Python's json.dumps(config, sort_keys=True, indent=2): nlohmann's objects are already sorted by key,
@@ -62,8 +120,13 @@ void SegmentationModelImpl::save_pretrained(const std::string& directory) const 
   fs::create_directories(dir);
   util::PendingFile weights_file((dir / kSafetensorsName).string(), weights);
   util::PendingFile config_file((dir / kConfigName).string(), config_text);
+  const auto card_path = dir / kCardName;
+  std::optional<util::PendingFile> card_file;
+  if (!fs::exists(card_path))
+    card_file.emplace(card_path.string(), model_card(arch_, config_, directory, dataset, metrics));
   weights_file.commit();
   config_file.commit();
+  if (card_file) card_file->commit();
 }
 
 namespace {
@@ -91,9 +154,33 @@ fs::path download_model(const std::string& id) {
   return config.parent_path();
 }
 
+// Overridden keywords may change the heads (classes, aux_params): their tensors that the checkpoint
+// lacks or holds in another shape keep the model's fresh values.
+void keep_new_heads(torch::nn::Module& model, io::TensorMap& tensors, const std::string& file) {
+  std::vector<std::string> kept;
+  auto keep = [&](const std::string& key, const torch::Tensor& value) {
+    if (!util::starts_with(key, "segmentation_head.") && !util::starts_with(key, "classification_head.")) return;
+    const auto it = tensors.find(key);
+    if (it != tensors.end() && it->second.sizes() == value.sizes()) return;
+    tensors[key] = value.detach().clone();
+    kept.push_back(key);
+  };
+  for (const auto& p : model.named_parameters()) keep(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) keep(b.key(), b.value());
+  if (!kept.empty())
+    log::logger().warn("{}: the overridden options change the heads; newly initialised: {}", file, util::join(kept, ", "));
+}
+
 }  // namespace
 
 SegmentationModel from_pretrained(const std::string& path_or_id, bool strict) {
+  return from_pretrained(path_or_id, json::object(), strict);
+}
+
+SegmentationModel from_pretrained(const std::string& path_or_id, const json& overrides, bool strict) {
+  if (!overrides.is_object())
+    throw std::invalid_argument("from_pretrained: overrides must be a JSON object of keyword arguments, got " +
+                                overrides.dump());
   fs::path dir(path_or_id);
   if (!fs::exists(dir) && is_hub_id(path_or_id)) {
     try {
@@ -118,6 +205,7 @@ SegmentationModel from_pretrained(const std::string& path_or_id, bool strict) {
   // The checkpoint replaces the encoder's weights, so they are not fetched (smp downloads them first).
   const bool has_encoder_weights = kwargs.contains("encoder_weights");
   if (has_encoder_weights) kwargs["encoder_weights"] = nullptr;
+  for (const auto& [key, value] : overrides.items()) kwargs[key] = value;
 
   SegmentationModel model;
   try {
@@ -137,6 +225,7 @@ SegmentationModel from_pretrained(const std::string& path_or_id, bool strict) {
   } else {
     throw std::runtime_error(path + ": no " + kSafetensorsName + " (or " + kTorchName + ") beside " + kConfigName);
   }
+  if (!overrides.empty()) keep_new_heads(*model, tensors, weights_path.string());
   try {
     const auto report = io::load_state_dict(*model, tensors, io::LoadOptions().strict(strict));
     if (!report.ok())

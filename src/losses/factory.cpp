@@ -25,7 +25,12 @@ void read_value(const std::string& key, const json& v, int64_t& out) { detail::r
 void read_value(const std::string& key, const json& v, double& out) { detail::read(key, v, out); }
 void read_value(const std::string& key, const json& v, bool& out) { detail::read(key, v, out); }
 
+// The losses' one string keyword besides `mode` is `reduction`, where null is smp's None: no reduction.
 void read_value(const std::string& key, const json& v, std::string& out) {
+  if (v.is_null() && key == "reduction") {
+    out = "none";
+    return;
+  }
   if (!v.is_string()) bad(key, v, "a string");
   out = v.get<std::string>();
 }
@@ -82,127 +87,27 @@ void read_value(const std::string& key, const json& v, std::optional<T>& out) {
   out = value;
 }
 
-// Null means "no reduction", as smp's reduction=None.
-void read_reduction(const std::string& key, const json& v, std::string& out) {
-  if (v.is_null()) {
-    out = "none";
-    return;
-  }
-  read_value(key, v, out);
-}
-
-template <typename O>
-struct Field {
-  std::string name;
-  std::function<void(O&, const json&)> read;
-};
-
-// clang-format off
-#define SMP_LOSS_FIELD(OPTIONS, NAME)                                                     \
-  Field<OPTIONS>{#NAME, [](OPTIONS& o, const json& v) {                                   \
-    auto value = o.NAME();                                                                \
-    read_value(#NAME, v, value);                                                          \
-    o.NAME(value);                                                                        \
-  }}
-
-#define SMP_LOSS_REDUCTION(OPTIONS)                                                       \
-  Field<OPTIONS>{"reduction", [](OPTIONS& o, const json& v) {                             \
-    std::string value;                                                                    \
-    read_reduction("reduction", v, value);                                                \
-    o.reduction(value);                                                                   \
-  }}
-// clang-format on
-
-template <typename O>
-std::vector<std::string> names(const std::vector<Field<O>>& fields, bool with_mode) {
-  std::vector<std::string> out;
-  if (with_mode) out.push_back("mode");
-  for (const auto& f : fields) out.push_back(f.name);
-  return out;
-}
-
-template <typename O>
-void apply(const std::vector<Field<O>>& fields, const json& kwargs, O& options) {
-  for (const auto& f : fields)
-    if (kwargs.contains(f.name)) f.read(options, kwargs.at(f.name));
-}
+const auto read_member = [](const std::string& key, const json& v, auto& member) { read_value(key, v, member); };
 
 // Losses whose options are built from the required `mode`.
 template <typename Impl, typename O>
-Loss build_with_mode(const std::string& cls, const std::vector<Field<O>>& fields, const json& kwargs) {
-  detail::check_keys(cls, kwargs, names(fields, true));
+Loss build_with_mode(const std::string& cls, const json& kwargs) {
+  O options{std::string()};
+  detail::read_options(cls, kwargs, options, read_member, {"mode"});
   if (!kwargs.contains("mode"))
     throw std::invalid_argument(cls + ": missing required option 'mode' (binary, multiclass or multilabel)");
   std::string mode;
   read_value("mode", kwargs.at("mode"), mode);
-  O options(mode);
-  apply(fields, kwargs, options);
+  options.mode(mode);
   return std::make_shared<Impl>(options);
 }
 
 template <typename Impl, typename O>
-Loss build(const std::string& cls, const std::vector<Field<O>>& fields, const json& kwargs) {
-  detail::check_keys(cls, kwargs, names(fields, false));
+Loss build(const std::string& cls, const json& kwargs) {
   O options;
-  apply(fields, kwargs, options);
+  detail::read_options(cls, kwargs, options, read_member);
   return std::make_shared<Impl>(options);
 }
-
-std::vector<Field<DiceLossOptions>> dice_fields() {
-  using O = DiceLossOptions;
-  return {SMP_LOSS_FIELD(O, classes),      SMP_LOSS_FIELD(O, log_loss),     SMP_LOSS_FIELD(O, from_logits),
-          SMP_LOSS_FIELD(O, smooth),       SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, eps),
-          SMP_LOSS_FIELD(O, class_weights)};
-}
-
-std::vector<Field<JaccardLossOptions>> jaccard_fields() {
-  using O = JaccardLossOptions;
-  return {SMP_LOSS_FIELD(O, classes),      SMP_LOSS_FIELD(O, log_loss),     SMP_LOSS_FIELD(O, from_logits),
-          SMP_LOSS_FIELD(O, smooth),       SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, eps),
-          SMP_LOSS_FIELD(O, class_weights)};
-}
-
-std::vector<Field<TverskyLossOptions>> tversky_fields() {
-  using O = TverskyLossOptions;
-  return {SMP_LOSS_FIELD(O, classes),      SMP_LOSS_FIELD(O, log_loss),     SMP_LOSS_FIELD(O, from_logits),
-          SMP_LOSS_FIELD(O, smooth),       SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, eps),
-          SMP_LOSS_FIELD(O, alpha),        SMP_LOSS_FIELD(O, beta),         SMP_LOSS_FIELD(O, gamma),
-          SMP_LOSS_FIELD(O, class_weights)};
-}
-
-std::vector<Field<FocalLossOptions>> focal_fields() {
-  using O = FocalLossOptions;
-  return {SMP_LOSS_FIELD(O, alpha),        SMP_LOSS_FIELD(O, gamma),
-          SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, from_logits),
-          SMP_LOSS_FIELD(O, eps),          SMP_LOSS_REDUCTION(O),
-          SMP_LOSS_FIELD(O, normalized),   SMP_LOSS_FIELD(O, reduced_threshold),
-          SMP_LOSS_FIELD(O, class_weights)};
-}
-
-std::vector<Field<LovaszLossOptions>> lovasz_fields() {
-  using O = LovaszLossOptions;
-  return {SMP_LOSS_FIELD(O, per_image), SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_FIELD(O, from_logits)};
-}
-
-std::vector<Field<SoftBCEWithLogitsLossOptions>> soft_bce_fields() {
-  using O = SoftBCEWithLogitsLossOptions;
-  return {SMP_LOSS_FIELD(O, weight), SMP_LOSS_FIELD(O, ignore_index), SMP_LOSS_REDUCTION(O),
-          SMP_LOSS_FIELD(O, smooth_factor), SMP_LOSS_FIELD(O, pos_weight)};
-}
-
-std::vector<Field<SoftCrossEntropyLossOptions>> soft_ce_fields() {
-  using O = SoftCrossEntropyLossOptions;
-  return {SMP_LOSS_REDUCTION(O), SMP_LOSS_FIELD(O, smooth_factor), SMP_LOSS_FIELD(O, ignore_index),
-          SMP_LOSS_FIELD(O, dim)};
-}
-
-std::vector<Field<MCCLossOptions>> mcc_fields() {
-  using O = MCCLossOptions;
-  return {SMP_LOSS_FIELD(O, eps)};
-}
-
-#undef SMP_LOSS_FIELD
-#undef SMP_LOSS_REDUCTION
 
 Loss build_combined(const json& kwargs) {
   detail::check_keys("CombinedLoss", kwargs, {"losses"});
@@ -226,29 +131,29 @@ struct LossEntry {
   std::function<Loss(const json&)> build;
 };
 
-// A loss built from keywords by `fields` (a function returning its option bindings); the "with mode"
-// losses also take smp's `mode` keyword.
-template <typename Impl, typename Fields>
-void add_loss(util::Registry<LossEntry>& r, const std::string& name, Fields fields) {
-  r.add(name, {names(fields(), false), [name, fields](const json& kw) { return build<Impl>(name, fields(), kw); }});
+// A loss built from its keywords; the "with mode" losses also take smp's `mode` keyword.
+template <typename Impl, typename O>
+void add_loss(util::Registry<LossEntry>& r, const std::string& name) {
+  r.add(name, {detail::option_names(O()), [name](const json& kw) { return build<Impl, O>(name, kw); }});
 }
-template <typename Impl, typename Fields>
-void add_loss_with_mode(util::Registry<LossEntry>& r, const std::string& name, Fields fields) {
-  r.add(name, {names(fields(), true),
-               [name, fields](const json& kw) { return build_with_mode<Impl>(name, fields(), kw); }});
+template <typename Impl, typename O>
+void add_loss_with_mode(util::Registry<LossEntry>& r, const std::string& name) {
+  auto keys = detail::option_names(O(std::string()));
+  keys.insert(keys.begin(), "mode");
+  r.add(name, {keys, [name](const json& kw) { return build_with_mode<Impl, O>(name, kw); }});
 }
 
 const util::Registry<LossEntry>& registry() {
   static const util::Registry<LossEntry> entries = [] {
     util::Registry<LossEntry> r("loss");
-    add_loss_with_mode<JaccardLossImpl>(r, "JaccardLoss", jaccard_fields);
-    add_loss_with_mode<DiceLossImpl>(r, "DiceLoss", dice_fields);
-    add_loss_with_mode<FocalLossImpl>(r, "FocalLoss", focal_fields);
-    add_loss_with_mode<LovaszLossImpl>(r, "LovaszLoss", lovasz_fields);
-    add_loss<SoftBCEWithLogitsLossImpl>(r, "SoftBCEWithLogitsLoss", soft_bce_fields);
-    add_loss<SoftCrossEntropyLossImpl>(r, "SoftCrossEntropyLoss", soft_ce_fields);
-    add_loss_with_mode<TverskyLossImpl>(r, "TverskyLoss", tversky_fields);
-    add_loss<MCCLossImpl>(r, "MCCLoss", mcc_fields);
+    add_loss_with_mode<JaccardLossImpl, JaccardLossOptions>(r, "JaccardLoss");
+    add_loss_with_mode<DiceLossImpl, DiceLossOptions>(r, "DiceLoss");
+    add_loss_with_mode<FocalLossImpl, FocalLossOptions>(r, "FocalLoss");
+    add_loss_with_mode<LovaszLossImpl, LovaszLossOptions>(r, "LovaszLoss");
+    add_loss<SoftBCEWithLogitsLossImpl, SoftBCEWithLogitsLossOptions>(r, "SoftBCEWithLogitsLoss");
+    add_loss<SoftCrossEntropyLossImpl, SoftCrossEntropyLossOptions>(r, "SoftCrossEntropyLoss");
+    add_loss_with_mode<TverskyLossImpl, TverskyLossOptions>(r, "TverskyLoss");
+    add_loss<MCCLossImpl, MCCLossOptions>(r, "MCCLoss");
     r.add("CombinedLoss", {{"losses"}, build_combined});
     return r;
   }();

@@ -50,21 +50,11 @@ std::vector<std::string> architecture_keys(const std::string& arch) { return det
 
 SegmentationModel create_model_from_kwargs(const std::string& arch, const nlohmann::json& kwargs) {
   const auto& entry = detail::arch_entry(arch);
-  // Keywords smp renamed and still accepts with a deprecation warning; a non-null old value wins, as in
-  // smp's constructors (configs saved by older smp versions carry the old names).
-  struct Renamed {
-    const char* arch;
-    const char* old_key;
-    const char* new_key;
-  };
-  static const Renamed kRenamed[] = {
-      {"Unet", "decoder_use_batchnorm", "decoder_use_norm"},  {"UnetPlusPlus", "decoder_use_batchnorm", "decoder_use_norm"},
-      {"MAnet", "decoder_use_batchnorm", "decoder_use_norm"}, {"Linknet", "decoder_use_batchnorm", "decoder_use_norm"},
-      {"PSPNet", "psp_use_batchnorm", "decoder_use_norm"},    {"PAN", "upscale_mode", "decoder_interpolation"},
-  };
+  // A non-null old keyword wins, as in smp's constructors (configs saved by older smp versions carry
+  // the old names).
   auto args = kwargs;
-  for (const auto& r : kRenamed) {
-    if (entry.name != r.arch || !args.is_object() || !args.contains(r.old_key)) continue;
+  for (const auto& r : entry.renamed) {
+    if (!args.is_object() || !args.contains(r.old_key)) continue;
     const auto value = args[r.old_key];
     args.erase(r.old_key);
     if (value.is_null()) continue;

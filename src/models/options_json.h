@@ -1,4 +1,4 @@
-// Typed model options <-> smp keyword arguments (JSON), one field table per architecture.
+// Typed options (smp/options.h) <-> smp keyword arguments (JSON), written once for every options struct.
 #pragma once
 
 #include <smp/models.h>
@@ -34,69 +34,55 @@ json write(const EncoderIndices& v);
 json write(const NormSpec& v);
 json write(const std::optional<AuxParams>& v);
 
+// Throws for keys not in `valid`, listing the valid ones (with close matches).
+void check_keys(const std::string& owner, const json& kwargs, const std::vector<std::string>& valid);
+
+// The keywords of an options struct (smp/options.h), in declaration order.
 template <typename Options>
-struct Field {
-  std::string name;
-  std::function<void(Options&, const json&)> read;
-  std::function<json(const Options&)> write;
-  // Written to the config only when it differs from the default: smp passes such options through
-  // **kwargs, so its config.json holds them only when given.
-  bool only_if_set = false;
-};
-
-#define SMP_FIELD(OPTIONS, NAME)                                                              \
-  ::smp::detail::Field<OPTIONS> {                                                             \
-    #NAME,                                                                                    \
-        [](OPTIONS& o, const ::nlohmann::json& v) {                                           \
-          auto value = o.NAME();                                                              \
-          ::smp::detail::read(#NAME, v, value);                                               \
-          o.NAME(value);                                                                      \
-        },                                                                                    \
-        [](const OPTIONS& o) { return ::smp::detail::write(o.NAME()); }                       \
-  }
-
-#define SMP_KWARGS_FIELD(OPTIONS, NAME)                                                       \
-  [] {                                                                                        \
-    auto field = SMP_FIELD(OPTIONS, NAME);                                                    \
-    field.only_if_set = true;                                                                 \
-    return field;                                                                             \
-  }()
-
-#define SMP_ENCODER_FIELDS_WITHOUT_STRIDE(OPTIONS)                                            \
-  SMP_FIELD(OPTIONS, encoder_name), SMP_FIELD(OPTIONS, encoder_depth), SMP_FIELD(OPTIONS, encoder_weights), \
-      SMP_FIELD(OPTIONS, in_channels), SMP_FIELD(OPTIONS, classes), SMP_FIELD(OPTIONS, activation),          \
-      SMP_FIELD(OPTIONS, aux_params), SMP_KWARGS_FIELD(OPTIONS, encoder_indices),                            \
-      SMP_KWARGS_FIELD(OPTIONS, encoder_channels)
-#define SMP_ENCODER_FIELDS(OPTIONS) \
-  SMP_ENCODER_FIELDS_WITHOUT_STRIDE(OPTIONS), SMP_KWARGS_FIELD(OPTIONS, output_stride)
-
-template <typename Options>
-Options options_from_json(const std::string& arch, const std::vector<Field<Options>>& fields, const json& kwargs);
-
-template <typename Options>
-json options_to_json(const std::vector<Field<Options>>& fields, const Options& options) {
-  json out = json::object();
-  const Options defaults;
-  for (const auto& f : fields) {
-    auto value = f.write(options);
-    if (!f.only_if_set || value != f.write(defaults)) out[f.name] = std::move(value);
-  }
-  return out;
+std::vector<std::string> option_names(const Options& options) {
+  std::vector<std::string> names;
+  Options::visit_options(options, [&](const char* name, const auto&, OptionKind) { names.emplace_back(name); });
+  return names;
 }
 
-// Throws for keys no field knows, listing the valid ones (with close matches).
-void check_keys(const std::string& arch, const json& kwargs, const std::vector<std::string>& valid);
+// Reads the keywords `kwargs` holds into `options` with `read(key, value, member)`, an overload set over
+// the member types. `extra_keys` are keywords the caller reads itself; any other key throws, listing
+// the valid ones.
+template <typename Options, typename Reader>
+void read_options(const std::string& owner, const json& kwargs, Options& options, const Reader& read,
+                  const std::vector<std::string>& extra_keys = {}) {
+  if (!kwargs.is_object()) throw std::invalid_argument(owner + ": keyword arguments must be a JSON object");
+  auto names = extra_keys;
+  for (auto& name : option_names(options)) names.push_back(std::move(name));
+  check_keys(owner, kwargs, names);
+  Options::visit_options(options, [&](const char* name, auto& member, OptionKind) {
+    if (kwargs.contains(name)) read(name, kwargs.at(name), member);
+  });
+}
 
+// A model's options from smp keyword arguments (config.json's init arguments).
 template <typename Options>
-Options options_from_json(const std::string& arch, const std::vector<Field<Options>>& fields, const json& kwargs) {
-  if (!kwargs.is_object()) throw std::invalid_argument(arch + ": keyword arguments must be a JSON object");
-  std::vector<std::string> names;
-  for (const auto& f : fields) names.push_back(f.name);
-  check_keys(arch, kwargs, names);
+Options options_from_json(const std::string& arch, const json& kwargs) {
   Options options;
-  for (const auto& f : fields)
-    if (kwargs.contains(f.name)) f.read(options, kwargs.at(f.name));
+  read_options(arch, kwargs, options, [](const std::string& key, const json& v, auto& member) { read(key, v, member); });
   return options;
+}
+
+// The keyword arguments config.json holds for `options`: every keyword smp's constructor names, and the
+// **kwargs pass-throughs that differ from their defaults (smp's config holds those only when given).
+template <typename Options>
+json options_to_json(const Options& options) {
+  json out = json::object();
+  const Options defaults;
+  std::vector<json> default_values;
+  Options::visit_options(defaults, [&](const char*, const auto& member, OptionKind) { default_values.push_back(write(member)); });
+  size_t i = 0;
+  Options::visit_options(options, [&](const char* name, const auto& member, OptionKind kind) {
+    auto value = write(member);
+    if (kind == OptionKind::kKeyword || value != default_values[i]) out[name] = std::move(value);
+    ++i;
+  });
+  return out;
 }
 
 // The common encoder options as EncoderOptions.
@@ -109,7 +95,9 @@ EncoderOptions encoder_options(const Options& o, int64_t output_stride) {
       .indices(o.encoder_indices())
       .channels(o.encoder_channels())
       .output_stride(output_stride)
-      .weights(o.encoder_weights());
+      .weights(o.encoder_weights())
+      .drop_path_rate(o.drop_path_rate())
+      .drop_rate(o.drop_rate());
 }
 template <typename Options>
 EncoderOptions encoder_options(const Options& o) {
@@ -117,20 +105,26 @@ EncoderOptions encoder_options(const Options& o) {
 }
 
 // Architecture registry used by smp::create_model.
+// A keyword smp renamed and still accepts, with a deprecation warning.
+struct RenamedKeyword {
+  std::string old_key, new_key;
+};
+
 struct ArchEntry {
   std::string name;
-  std::vector<std::string> keys;
+  std::vector<std::string> keys;  // the options' keywords, then the renamed ones' old names
+  std::vector<RenamedKeyword> renamed;
   std::function<SegmentationModel(const json&)> build;
 };
 void register_architecture(ArchEntry entry);
 
-// Registers architecture `name` built as Model(options read from kwargs by `fields`).
+// Registers architecture `name` built as Model(options read from smp keyword arguments).
 template <typename Model, typename Options>
-void register_architecture_of(const std::string& name, const std::vector<Field<Options>>& fields) {
-  std::vector<std::string> keys;
-  for (const auto& f : fields) keys.push_back(f.name);
-  register_architecture({name, keys, [name, &fields](const json& kwargs) -> SegmentationModel {
-                           return Model(options_from_json(name, fields, kwargs)).ptr();
+void register_architecture_of(const std::string& name, std::vector<RenamedKeyword> renamed = {}) {
+  auto keys = option_names(Options());
+  for (const auto& r : renamed) keys.push_back(r.old_key);
+  register_architecture({name, std::move(keys), std::move(renamed), [name](const json& kwargs) -> SegmentationModel {
+                           return Model(options_from_json<Options>(name, kwargs)).ptr();
                          }});
 }
 

@@ -1,5 +1,7 @@
+#include <smp/io.h>
 #include <smp/timm.h>
 
+#include "timm/layers/helpers.h"
 #include "util/strings.h"
 
 namespace smp::timm {
@@ -9,6 +11,14 @@ namespace {
 bool under(const std::string& path, const std::string& prefix) {
   return prefix.empty() || path == prefix || util::starts_with(path, prefix + ".");
 }
+
+// The modules a dotted key lies in, outermost first: "a.b.c" -> "a", "a.b".
+std::vector<std::string> enclosing_modules(const std::string& key) {
+  std::vector<std::string> out;
+  for (auto dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1))
+    out.push_back(key.substr(0, dot));
+  return out;
+}
 }  // namespace
 
 FeaturesImpl::FeaturesImpl(Backbone backbone, std::vector<int64_t> out_indices)
@@ -16,12 +26,7 @@ FeaturesImpl::FeaturesImpl(Backbone backbone, std::vector<int64_t> out_indices)
   const auto& info = backbone_->feature_info();
   const auto n = static_cast<int64_t>(info.size());
   if (out_indices_.empty()) throw std::invalid_argument("out_indices must not be empty");
-  for (auto& i : out_indices_) {
-    if (i < -n || i >= n)
-      throw std::invalid_argument("out_indices entry " + std::to_string(i) + " is out of range: the model has " +
-                                  std::to_string(n) + " features (indices 0.." + std::to_string(n - 1) + ")");
-    if (i < 0) i += n;
-  }
+  for (auto& i : out_indices_) i = layers::feature_index(i, n, backbone_->model_name());
   for (size_t k = 1; k < out_indices_.size(); ++k)
     if (out_indices_[k] <= out_indices_[k - 1])
       throw std::invalid_argument("out_indices must be strictly increasing");
@@ -89,6 +94,34 @@ std::string FeaturesImpl::from_base_key(const std::string& base_key) const {
     return own_keys_.count(key) ? key : "";
   }
   return "";
+}
+
+void load_checkpoint(FeaturesImpl& features, const std::string& path) {
+  const auto file = io::read_safetensors(path);
+  const auto own = io::state_dict(features);
+  // A full timm checkpoint also holds what features_only leaves out: the classifier and the stages after
+  // the last selected feature. Rather than build the full model to list those keys, a key the model lacks
+  // is dropped unless it lies inside a module the model built whole, which refuses a checkpoint of another
+  // model (resnet34's layer1.2 in resnet18). Built whole (under full-model names): every module holding the
+  // model's tensors except the root and the containers of the last selected feature, which pruning cuts short.
+  std::set<std::string> whole_modules;
+  for (const auto& entry : own)
+    for (auto& module : enclosing_modules(features.to_base_key(entry.first))) whole_modules.insert(std::move(module));
+  for (const auto& module : enclosing_modules(features.feature_info().back().module)) whole_modules.erase(module);
+  const auto in_whole_module = [&whole_modules](const std::string& key) {
+    for (const auto& module : enclosing_modules(key))
+      if (whole_modules.count(module)) return true;
+    return false;
+  };
+  io::load_state_dict(features, file.tensors,
+                      io::LoadOptions()
+                          .rename([&own, &features, &in_whole_module](const std::string& key) {
+                            if (own.count(key)) return key;
+                            auto mapped = features.from_base_key(key);
+                            if (!mapped.empty() || !in_whole_module(key)) return mapped;
+                            return key;
+                          })
+                          .first_conv_weight(features.from_base_key(features.backbone().first_conv() + ".weight")));
 }
 
 }  // namespace smp::timm

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "timm/families.h"
+#include "timm/layers/drop_path.h"
 #include "timm/pretrained_tags.h"
 #include "util/registry.h"
 #include "util/strings.h"
@@ -32,6 +33,22 @@ const util::Registry<ModelEntry>& registry() {
 }
 
 }  // namespace
+
+BackboneImpl::BackboneImpl(std::string model_name, const ModelArgs& args)
+    : model_name_(std::move(model_name)), features_only_(args.features_only()), head_drop_rate_(args.drop_rate()) {}
+
+void BackboneImpl::check_classifier() const {
+  if (features_only_) throw std::logic_error(model_name_ + " was built with features_only and has no classifier");
+}
+
+torch::Tensor BackboneImpl::classify(const torch::Tensor& pooled, torch::nn::Linear& classifier) const {
+  const auto dropped = layers::dropout(pooled, head_drop_rate_, is_training());
+  return classifier ? classifier(dropped) : dropped;
+}
+
+torch::Tensor BackboneImpl::pool_and_classify(const torch::Tensor& features, torch::nn::Linear& classifier) const {
+  return classify(features.mean({2, 3}), classifier);
+}
 
 std::vector<int64_t> BackboneImpl::default_out_indices() const {
   std::vector<int64_t> out(feature_info_.size());
@@ -81,27 +98,7 @@ Features create_features(const std::string& name, const ModelArgs& args) {
   Backbone backbone = create_model(name, backbone_args);
   auto indices = args.out_indices().empty() ? backbone->default_out_indices() : args.out_indices();
   Features features(backbone, indices);
-  if (!args.pretrained().empty()) {
-    auto file = io::read_safetensors(args.pretrained());
-    auto own = io::state_dict(*features);
-    // Keys of the full model that features_only leaves out (classifier, pruned stages) are dropped;
-    // anything else that does not map is reported, so a checkpoint of another model is refused.
-    auto full_args = args;
-    auto full = create_model(name, full_args.features_only(false).pretrained(""));
-    std::set<std::string> full_keys;
-    for (const auto& [key, value] : io::state_dict(*full)) full_keys.insert(key);
-    full.reset();
-    const FeaturesImpl& f = *features;
-    io::load_state_dict(*features, file.tensors,
-                        io::LoadOptions()
-                            .rename([&own, &f, &full_keys](const std::string& key) {
-                              if (own.count(key)) return key;
-                              auto mapped = f.from_base_key(key);
-                              if (!mapped.empty() || full_keys.count(key)) return mapped;
-                              return key;
-                            })
-                            .first_conv_weight(features->from_base_key(backbone->first_conv() + ".weight")));
-  }
+  if (!args.pretrained().empty()) load_checkpoint(*features, args.pretrained());
   return features;
 }
 

@@ -3,6 +3,7 @@
 #include <smp/train.h>
 
 #include "util/cpu_allocator.h"
+#include "util/log.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -21,19 +23,70 @@ namespace smp::train {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// Each enum's names in one table, read by both parse_* and to_string.
+template <typename Enum, size_t N>
+using Names = std::array<std::pair<Enum, const char*>, N>;
+
+constexpr Names<Optimizer, 2> kOptimizerNames{{{Optimizer::kAdamW, "adamw"}, {Optimizer::kSGD, "sgd"}}};
+constexpr Names<Schedule, 4> kScheduleNames{{{Schedule::kConstant, "constant"},
+                                             {Schedule::kStep, "step"},
+                                             {Schedule::kPoly, "poly"},
+                                             {Schedule::kCosine, "cosine"}}};
+constexpr Names<Monitor, 4> kMonitorNames{
+    {{Monitor::kMIoU, "miou"}, {Monitor::kMF1, "mf1"}, {Monitor::kAccuracy, "accuracy"}, {Monitor::kLoss, "loss"}}};
+
+// A value outside the enum's declared ones, which only a cast from an integer can make.
+template <typename Enum>
+[[noreturn]] void invalid_value(const char* what, Enum value) {
+  throw std::invalid_argument(fmt::format("invalid {} value {}", what, static_cast<int>(value)));
+}
+
+template <typename Enum, size_t N>
+Enum parse_name(const char* what, const Names<Enum, N>& names, const std::string& name) {
+  std::string valid;
+  for (const auto& [value, text] : names) {
+    if (name == text) return value;
+    valid += (valid.empty() ? "" : ", ") + std::string(text);
+  }
+  throw std::invalid_argument(fmt::format("{} must be one of {}; got '{}'", what, valid, name));
+}
+
+template <typename Enum, size_t N>
+std::string name_of(const char* what, const Names<Enum, N>& names, Enum value) {
+  for (const auto& [v, text] : names)
+    if (v == value) return text;
+  invalid_value(what, value);
+}
+
+}  // namespace
+
+Optimizer parse_optimizer(const std::string& name) { return parse_name("optimizer", kOptimizerNames, name); }
+Schedule parse_schedule(const std::string& name) { return parse_name("schedule", kScheduleNames, name); }
+Monitor parse_monitor(const std::string& name) { return parse_name("monitor", kMonitorNames, name); }
+std::string to_string(Optimizer optimizer) { return name_of("optimizer", kOptimizerNames, optimizer); }
+std::string to_string(Schedule schedule) { return name_of("schedule", kScheduleNames, schedule); }
+std::string to_string(Monitor monitor) { return name_of("monitor", kMonitorNames, monitor); }
+
 double learning_rate(const ScheduleOptions& s, double base_lr, int64_t step, int64_t total_steps,
                      int64_t steps_per_epoch) {
   if (step < s.warmup_steps()) return base_lr * static_cast<double>(step + 1) / static_cast<double>(s.warmup_steps());
   const double t = std::min(1.0, static_cast<double>(step - s.warmup_steps()) /
                                      static_cast<double>(std::max<int64_t>(1, total_steps - s.warmup_steps())));
-  if (s.name() == "constant") return base_lr;
-  if (s.name() == "step") {
-    const auto epoch = step / std::max<int64_t>(1, steps_per_epoch);
-    return base_lr * std::pow(s.gamma(), static_cast<double>(epoch / std::max<int64_t>(1, s.step_epochs())));
+  switch (s.type()) {
+    case Schedule::kConstant:
+      return base_lr;
+    case Schedule::kStep: {
+      const auto epoch = step / std::max<int64_t>(1, steps_per_epoch);
+      return base_lr * std::pow(s.gamma(), static_cast<double>(epoch / std::max<int64_t>(1, s.step_epochs())));
+    }
+    case Schedule::kPoly:
+      return s.min_lr() + (base_lr - s.min_lr()) * std::pow(1.0 - t, s.power());
+    case Schedule::kCosine:
+      return s.min_lr() + (base_lr - s.min_lr()) * 0.5 * (1.0 + std::cos(M_PI * t));
   }
-  if (s.name() == "poly") return s.min_lr() + (base_lr - s.min_lr()) * std::pow(1.0 - t, s.power());
-  if (s.name() == "cosine") return s.min_lr() + (base_lr - s.min_lr()) * 0.5 * (1.0 + std::cos(M_PI * t));
-  throw std::invalid_argument("schedule must be one of constant, step, poly, cosine; got '" + s.name() + "'");
+  invalid_value("schedule", s.type());
 }
 
 namespace {
@@ -48,25 +101,43 @@ torch::Tensor loss_target(const torch::Tensor& masks, int64_t classes) {
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& o, std::vector<torch::Tensor> params) {
-  if (o.name() == "adamw")
-    return std::make_unique<torch::optim::AdamW>(std::move(params),
-                                                 torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay()));
-  if (o.name() == "sgd")
-    return std::make_unique<torch::optim::SGD>(
-        std::move(params),
-        torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).nesterov(o.nesterov()).weight_decay(o.weight_decay()));
-  throw std::invalid_argument("optimizer must be adamw or sgd; got '" + o.name() + "'");
+  switch (o.type()) {
+    case Optimizer::kAdamW:
+      return std::make_unique<torch::optim::AdamW>(std::move(params),
+                                                   torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay()));
+    case Optimizer::kSGD:
+      return std::make_unique<torch::optim::SGD>(
+          std::move(params),
+          torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).nesterov(o.nesterov()).weight_decay(o.weight_decay()));
+  }
+  invalid_value("optimizer", o.type());
 }
 
-double monitored(const EpochRecord& r, const std::string& monitor) {
+double monitored(const EpochRecord& r, Monitor monitor) {
   if (!r.val) return r.train_loss;
-  if (monitor == "miou") return r.val->miou;
-  if (monitor == "mf1") return r.val->mf1;
-  if (monitor == "accuracy") return r.val->accuracy;
-  return r.val->loss;
+  switch (monitor) {
+    case Monitor::kMIoU:
+      return r.val->miou;
+    case Monitor::kMF1:
+      return r.val->mf1;
+    case Monitor::kAccuracy:
+      return r.val->accuracy;
+    case Monitor::kLoss:
+      return r.val->loss;
+  }
+  invalid_value("monitor", monitor);
 }
 
-bool lower_is_better(const std::string& monitor, bool has_val) { return monitor == "loss" || !has_val; }
+bool lower_is_better(Monitor monitor, bool has_val) { return monitor == Monitor::kLoss || !has_val; }
+
+// The epoch's line in the log: rate, losses, validation scores, time.
+std::string epoch_summary(const EpochRecord& r, int64_t epochs) {
+  auto line = fmt::format("epoch {}/{}  lr {:.3g}  train_loss {:.4f}", r.epoch, epochs, r.lr, r.train_loss);
+  if (r.val)
+    line += fmt::format("  val_loss {:.4f}  mIoU {:.4f}  mF1 {:.4f}  acc {:.4f}", r.val->loss, r.val->miou, r.val->mf1,
+                        r.val->accuracy);
+  return line + fmt::format("  {:.1f} s  {:.1f} img/s{}", r.seconds, r.images_per_second, r.best ? "  *best" : "");
+}
 
 std::string duration(double seconds) {
   const auto s = static_cast<int64_t>(std::max(0.0, seconds));
@@ -282,17 +353,13 @@ Trainer::Trainer(SegmentationModel model, losses::Loss loss, TrainerOptions opti
     : model_(std::move(model)), loss_(std::move(loss)), options_(std::move(options)) {
   if (!loss_) throw std::invalid_argument("Trainer needs a loss");
   if (options_.accumulate() < 1) throw std::invalid_argument("accumulate must be at least 1");
-  if (!one_of(options_.monitor(), {"miou", "mf1", "accuracy", "loss"}))
-    throw std::invalid_argument("monitor must be one of miou, mf1, accuracy, loss; got '" + options_.monitor() + "'");
   if (!one_of(options_.log_format(), {"csv", "jsonl"}))
     throw std::invalid_argument("log_format must be csv or jsonl; got '" + options_.log_format() + "'");
-  learning_rate(options_.schedule(), 1.0, 0, 1, 1);  // rejects an unknown schedule before any work
   if (!one_of(options_.precision(), {"float32", "bfloat16"}))
     throw std::invalid_argument("precision must be float32 or bfloat16; got '" + options_.precision() + "'");
   if (options_.precision() == "bfloat16" && options_.device().is_cpu() && !cpu_supports_bfloat16())
     throw std::invalid_argument(
         "precision bfloat16 needs a CPU with AVX-512 BF16 or AMX, which this one lacks; use precision float32");
-  torch::manual_seed(options_.seed());
   smp::detail::ensure_cpu_allocator();
   model_->to(options_.device());
   if (options_.channels_last()) to_channels_last(*model_);
@@ -418,23 +485,17 @@ std::vector<EpochRecord> Trainer::fit(data::Loader& train, data::Loader* val) {
       ++stale_epochs_;
     }
     ++epoch_;
-    std::cout << fmt::format("epoch {}/{}  lr {:.3g}  train_loss {:.4f}", record.epoch, options_.epochs(), record.lr,
-                             record.train_loss);
-    if (record.val)
-      std::cout << fmt::format("  val_loss {:.4f}  mIoU {:.4f}  mF1 {:.4f}  acc {:.4f}", record.val->loss,
-                               record.val->miou, record.val->mf1, record.val->accuracy);
-    std::cout << fmt::format("  {:.1f} s  {:.1f} img/s{}", record.seconds, record.images_per_second,
-                             record.best ? "  *best" : "")
-              << std::endl;
+    log::logger().info("{}", epoch_summary(record, options_.epochs()));
     if (!options_.output_dir().empty()) {
       if (record.best) save_checkpoint("best");
       save_checkpoint("last");
       append_log(options_.output_dir(), options_.log_format(), record);
     }
     records.push_back(record);
+    if (on_epoch) on_epoch(record);
     if (options_.early_stopping() > 0 && stale_epochs_ >= options_.early_stopping()) {
-      std::cout << fmt::format("early stopping: no improvement of {} for {} epochs", options_.monitor(), stale_epochs_)
-                << std::endl;
+      log::logger().info("early stopping: no improvement of {} for {} epochs", to_string(options_.monitor()),
+                         stale_epochs_);
       break;
     }
   }

@@ -1,5 +1,5 @@
 // Builds a model through the installed headers and library and runs it once.
-#include <smp/smp.h>
+#include <smp/models.h>
 
 #include <iostream>
 

@@ -6,15 +6,17 @@
 
 namespace smp {
 
+#define SMP_DEEPLABV3_OPTIONS(OPTION, KWARG)                                                       \
+  SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(OPTION, KWARG, "resnet34", 5)                           \
+  OPTION(int64_t, encoder_output_stride, 8) /* 8 or 16 */                                          \
+  OPTION(int64_t, decoder_channels, 256)                                                           \
+  OPTION(std::vector<int64_t>, decoder_atrous_rates, (std::vector<int64_t>{12, 24, 36}))           \
+  OPTION(bool, decoder_aspp_separable, false)                                                      \
+  OPTION(double, decoder_aspp_dropout, 0.5)                                                        \
+  /* None: back to the input size (2^encoder_depth for depth <= 3, else encoder_output_stride). */ \
+  OPTION(std::optional<int64_t>, upsampling, std::nullopt)
 struct DeepLabV3Options {
-  SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE("resnet34");
-  TORCH_ARG(int64_t, encoder_output_stride) = 8;  // 8 or 16
-  TORCH_ARG(int64_t, decoder_channels) = 256;
-  TORCH_ARG(std::vector<int64_t>, decoder_atrous_rates) = std::vector<int64_t>{12, 24, 36};
-  TORCH_ARG(bool, decoder_aspp_separable) = false;
-  TORCH_ARG(double, decoder_aspp_dropout) = 0.5;
-  // None: back to the input size (2^encoder_depth for depth <= 3, else encoder_output_stride).
-  TORCH_ARG(std::optional<int64_t>, upsampling) = std::nullopt;
+  SMP_OPTIONS(SMP_DEEPLABV3_OPTIONS)
 };
 
 class DeepLabV3Impl : public SegmentationModelImpl {
@@ -23,14 +25,16 @@ class DeepLabV3Impl : public SegmentationModelImpl {
 };
 TORCH_MODULE(DeepLabV3);
 
+#define SMP_DEEPLABV3PLUS_OPTIONS(OPTION, KWARG)                                         \
+  SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(OPTION, KWARG, "resnet34", 5)                 \
+  OPTION(int64_t, encoder_output_stride, 16) /* 8 or 16 */                               \
+  OPTION(int64_t, decoder_channels, 256)                                                 \
+  OPTION(std::vector<int64_t>, decoder_atrous_rates, (std::vector<int64_t>{12, 24, 36})) \
+  OPTION(bool, decoder_aspp_separable, true)                                             \
+  OPTION(double, decoder_aspp_dropout, 0.5)                                              \
+  OPTION(int64_t, upsampling, 4)
 struct DeepLabV3PlusOptions {
-  SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE("resnet34");
-  TORCH_ARG(int64_t, encoder_output_stride) = 16;  // 8 or 16
-  TORCH_ARG(int64_t, decoder_channels) = 256;
-  TORCH_ARG(std::vector<int64_t>, decoder_atrous_rates) = std::vector<int64_t>{12, 24, 36};
-  TORCH_ARG(bool, decoder_aspp_separable) = true;
-  TORCH_ARG(double, decoder_aspp_dropout) = 0.5;
-  TORCH_ARG(int64_t, upsampling) = 4;
+  SMP_OPTIONS(SMP_DEEPLABV3PLUS_OPTIONS)
 };
 
 class DeepLabV3PlusImpl : public SegmentationModelImpl {

@@ -6,14 +6,16 @@
 
 namespace smp {
 
+#define SMP_FPN_OPTIONS(OPTION, KWARG)                                  \
+  SMP_ENCODER_MODEL_OPTIONS(OPTION, KWARG, "resnet34", 5)               \
+  OPTION(int64_t, decoder_pyramid_channels, 256)                        \
+  OPTION(int64_t, decoder_segmentation_channels, 128)                   \
+  OPTION(std::string, decoder_merge_policy, "add") /* "add" or "cat" */ \
+  OPTION(double, decoder_dropout, 0.2)                                  \
+  OPTION(std::string, decoder_interpolation, "nearest")                 \
+  OPTION(int64_t, upsampling, 4)
 struct FPNOptions {
-  SMP_ENCODER_MODEL_OPTIONS("resnet34");
-  TORCH_ARG(int64_t, decoder_pyramid_channels) = 256;
-  TORCH_ARG(int64_t, decoder_segmentation_channels) = 128;
-  TORCH_ARG(std::string, decoder_merge_policy) = "add";  // "add" or "cat"
-  TORCH_ARG(double, decoder_dropout) = 0.2;
-  TORCH_ARG(std::string, decoder_interpolation) = "nearest";
-  TORCH_ARG(int64_t, upsampling) = 4;
+  SMP_OPTIONS(SMP_FPN_OPTIONS)
 };
 
 class FPNImpl : public SegmentationModelImpl {

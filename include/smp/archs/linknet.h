@@ -5,9 +5,11 @@
 
 namespace smp {
 
+#define SMP_LINKNET_OPTIONS(OPTION, KWARG)                \
+  SMP_ENCODER_MODEL_OPTIONS(OPTION, KWARG, "resnet34", 5) \
+  OPTION(NormSpec, decoder_use_norm, {})
 struct LinknetOptions {
-  SMP_ENCODER_MODEL_OPTIONS("resnet34");
-  TORCH_ARG(NormSpec, decoder_use_norm) = {};
+  SMP_OPTIONS(SMP_LINKNET_OPTIONS)
 };
 
 class LinknetImpl : public SegmentationModelImpl {

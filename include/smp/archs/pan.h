@@ -6,12 +6,14 @@
 
 namespace smp {
 
+#define SMP_PAN_OPTIONS(OPTION, KWARG)                                   \
+  SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE(OPTION, KWARG, "resnet34", 5) \
+  OPTION(int64_t, encoder_output_stride, 16) /* 16 or 32 */              \
+  OPTION(int64_t, decoder_channels, 32)                                  \
+  OPTION(std::string, decoder_interpolation, "bilinear")                 \
+  OPTION(int64_t, upsampling, 4)
 struct PANOptions {
-  SMP_ENCODER_MODEL_OPTIONS_WITHOUT_STRIDE("resnet34");
-  TORCH_ARG(int64_t, encoder_output_stride) = 16;  // 16 or 32
-  TORCH_ARG(int64_t, decoder_channels) = 32;
-  TORCH_ARG(std::string, decoder_interpolation) = "bilinear";
-  TORCH_ARG(int64_t, upsampling) = 4;
+  SMP_OPTIONS(SMP_PAN_OPTIONS)
 };
 
 class PANImpl : public SegmentationModelImpl {

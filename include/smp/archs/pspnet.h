@@ -5,13 +5,14 @@
 
 namespace smp {
 
+#define SMP_PSPNET_OPTIONS(OPTION, KWARG)                                                      \
+  SMP_ENCODER_MODEL_OPTIONS(OPTION, KWARG, "resnet34", 3) /* smp's PSPNet uses three stages */ \
+  OPTION(int64_t, psp_out_channels, 512)                                                       \
+  OPTION(NormSpec, decoder_use_norm, {})                                                       \
+  OPTION(double, psp_dropout, 0.2)                                                             \
+  OPTION(int64_t, upsampling, 8)
 struct PSPNetOptions {
-  PSPNetOptions() { encoder_depth(3); }  // smp's PSPNet default
-  SMP_ENCODER_MODEL_OPTIONS("resnet34");
-  TORCH_ARG(int64_t, psp_out_channels) = 512;
-  TORCH_ARG(NormSpec, decoder_use_norm) = {};
-  TORCH_ARG(double, psp_dropout) = 0.2;
-  TORCH_ARG(int64_t, upsampling) = 8;
+  SMP_OPTIONS(SMP_PSPNET_OPTIONS)
 };
 
 class PSPNetImpl : public SegmentationModelImpl {

@@ -5,10 +5,12 @@
 
 namespace smp {
 
+#define SMP_SEGFORMER_OPTIONS(OPTION, KWARG)              \
+  SMP_ENCODER_MODEL_OPTIONS(OPTION, KWARG, "resnet34", 5) \
+  OPTION(int64_t, decoder_segmentation_channels, 256)     \
+  OPTION(int64_t, upsampling, 4)
 struct SegformerOptions {
-  SMP_ENCODER_MODEL_OPTIONS("resnet34");
-  TORCH_ARG(int64_t, decoder_segmentation_channels) = 256;
-  TORCH_ARG(int64_t, upsampling) = 4;
+  SMP_OPTIONS(SMP_SEGFORMER_OPTIONS)
 };
 
 class SegformerImpl : public SegmentationModelImpl {

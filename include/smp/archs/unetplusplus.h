@@ -5,12 +5,14 @@
 
 namespace smp {
 
+#define SMP_UNETPLUSPLUS_OPTIONS(OPTION, KWARG)                                                \
+  SMP_ENCODER_MODEL_OPTIONS(OPTION, KWARG, "resnet34", 5)                                      \
+  OPTION(NormSpec, decoder_use_norm, {})                                                       \
+  OPTION(std::vector<int64_t>, decoder_channels, (std::vector<int64_t>{256, 128, 64, 32, 16})) \
+  OPTION(std::string, decoder_attention_type, "") /* "" or "scse" */                           \
+  OPTION(std::string, decoder_interpolation, "nearest")
 struct UnetPlusPlusOptions {
-  SMP_ENCODER_MODEL_OPTIONS("resnet34");
-  TORCH_ARG(NormSpec, decoder_use_norm) = {};
-  TORCH_ARG(std::vector<int64_t>, decoder_channels) = std::vector<int64_t>{256, 128, 64, 32, 16};
-  TORCH_ARG(std::string, decoder_attention_type) = "";  // "" or "scse"
-  TORCH_ARG(std::string, decoder_interpolation) = "nearest";
+  SMP_OPTIONS(SMP_UNETPLUSPLUS_OPTIONS)
 };
 
 class UnetPlusPlusImpl : public SegmentationModelImpl {

@@ -6,11 +6,13 @@
 
 namespace smp {
 
+#define SMP_UPERNET_OPTIONS(OPTION, KWARG)                \
+  SMP_ENCODER_MODEL_OPTIONS(OPTION, KWARG, "resnet34", 5) \
+  OPTION(int64_t, decoder_channels, 256)                  \
+  OPTION(NormSpec, decoder_use_norm, {})                  \
+  OPTION(int64_t, upsampling, 4)
 struct UPerNetOptions {
-  SMP_ENCODER_MODEL_OPTIONS("resnet34");
-  TORCH_ARG(int64_t, decoder_channels) = 256;
-  TORCH_ARG(NormSpec, decoder_use_norm) = {};
-  TORCH_ARG(int64_t, upsampling) = 4;
+  SMP_OPTIONS(SMP_UPERNET_OPTIONS)
 };
 
 class UPerNetImpl : public SegmentationModelImpl {

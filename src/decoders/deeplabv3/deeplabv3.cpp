@@ -140,28 +140,10 @@ void check_output_stride(const std::string& arch, int64_t stride) {
     throw std::invalid_argument(fmt::format("{} support output stride 8 or 16, got {}.", arch, stride));
 }
 
-#define SMP_DEEPLAB_FIELDS(OPTIONS)                                                                         \
-  SMP_ENCODER_FIELDS_WITHOUT_STRIDE(OPTIONS), SMP_FIELD(OPTIONS, encoder_output_stride),                   \
-      SMP_FIELD(OPTIONS, decoder_channels), SMP_FIELD(OPTIONS, decoder_atrous_rates),                      \
-      SMP_FIELD(OPTIONS, decoder_aspp_separable), SMP_FIELD(OPTIONS, decoder_aspp_dropout),                \
-      SMP_FIELD(OPTIONS, upsampling)
-
-const std::vector<detail::Field<DeepLabV3Options>>& deeplabv3_fields() {
-  static const std::vector<detail::Field<DeepLabV3Options>> fields = {SMP_DEEPLAB_FIELDS(DeepLabV3Options)};
-  return fields;
-}
-
-const std::vector<detail::Field<DeepLabV3PlusOptions>>& deeplabv3plus_fields() {
-  static const std::vector<detail::Field<DeepLabV3PlusOptions>> fields = {SMP_DEEPLAB_FIELDS(DeepLabV3PlusOptions)};
-  return fields;
-}
-
-#undef SMP_DEEPLAB_FIELDS
-
 }  // namespace
 
 DeepLabV3Impl::DeepLabV3Impl(const DeepLabV3Options& o)
-    : SegmentationModelImpl("DeepLabV3", detail::options_to_json(deeplabv3_fields(), o)) {
+    : SegmentationModelImpl("DeepLabV3", detail::options_to_json(o)) {
   check_output_stride("DeeplabV3", o.encoder_output_stride());
   set_encoder(create_encoder(detail::encoder_options(o, o.encoder_output_stride())));
   const int64_t depth = encoder().depth();
@@ -172,7 +154,7 @@ DeepLabV3Impl::DeepLabV3Impl(const DeepLabV3Options& o)
 }
 
 DeepLabV3PlusImpl::DeepLabV3PlusImpl(const DeepLabV3PlusOptions& o)
-    : SegmentationModelImpl("DeepLabV3Plus", detail::options_to_json(deeplabv3plus_fields(), o)) {
+    : SegmentationModelImpl("DeepLabV3Plus", detail::options_to_json(o)) {
   check_output_stride("DeeplabV3Plus", o.encoder_output_stride());
   set_encoder(create_encoder(detail::encoder_options(o, o.encoder_output_stride())));
   set_decoder(DeepLabV3PlusDecoder(encoder().out_channels(), encoder().depth(), o));
@@ -181,8 +163,8 @@ DeepLabV3PlusImpl::DeepLabV3PlusImpl(const DeepLabV3PlusOptions& o)
 }
 
 void register_deeplabv3() {
-  detail::register_architecture_of<DeepLabV3>("DeepLabV3", deeplabv3_fields());
-  detail::register_architecture_of<DeepLabV3Plus>("DeepLabV3Plus", deeplabv3plus_fields());
+  detail::register_architecture_of<DeepLabV3, DeepLabV3Options>("DeepLabV3");
+  detail::register_architecture_of<DeepLabV3Plus, DeepLabV3PlusOptions>("DeepLabV3Plus");
 }
 
 }  // namespace smp

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "encoders/timm_vit.h"
+#include <smp/vit_encoder.h>
 #include "models/options_json.h"
 #include "util/log.h"
 #include "util/strings.h"
@@ -30,12 +30,13 @@ class ReadoutImpl : public nn::Module {
       project = register_module(
           "project", nn::Sequential(nn::Linear(has_prefix_tokens ? 2 * embed_dim : embed_dim, embed_dim), nn::GELU()));
   }
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor* prefix) {
+  // `prefix` undefined: an encoder without prefix tokens.
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& prefix) {
     const auto b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-    if (mode_ == "add") return prefix ? x + prefix->mean(1).view({b, c, 1, 1}) : x;
+    if (mode_ == "add") return prefix.defined() ? x + prefix.mean(1).view({b, c, 1, 1}) : x;
     if (mode_ == "ignore") return x;
     auto tokens = x.view({b, c, -1}).transpose(1, 2).contiguous();
-    if (prefix) tokens = torch::cat({tokens, prefix->slice(1, 0, 1).expand_as(tokens)}, 2);
+    if (prefix.defined()) tokens = torch::cat({tokens, prefix.slice(1, 0, 1).expand_as(tokens)}, 2);
     return project->forward(tokens).transpose(1, 2).reshape({b, -1, h, w});
   }
 
@@ -100,9 +101,10 @@ class FusionBlockImpl : public nn::Module {
     residual_conv_block2 = register_module("residual_conv_block2", ResidualConvBlock(dim));
     project = register_module("project", nn::Conv2d(nn::Conv2dOptions(dim, dim, 1)));
   }
-  torch::Tensor forward(const torch::Tensor& feature, const torch::Tensor* previous) {
+  // `previous` undefined: the deepest block, with no fused map before it.
+  torch::Tensor forward(const torch::Tensor& feature, const torch::Tensor& previous) {
     auto x = residual_conv_block1(feature);
-    if (previous) x = x + *previous;
+    if (previous.defined()) x = x + previous;
     return project(upsample_bilinear_x2(residual_conv_block2(x)));
   }
 
@@ -147,14 +149,13 @@ class DPTDecoderImpl : public nn::Module {
   torch::Tensor forward(const std::vector<torch::Tensor>& features, const std::vector<torch::Tensor>& prefix_tokens) {
     std::vector<torch::Tensor> reassembled;
     for (size_t i = 0; i < features.size(); ++i) {
-      const torch::Tensor* prefix = prefix_tokens.empty() ? nullptr : &prefix_tokens[i];
+      const torch::Tensor prefix = prefix_tokens.empty() ? torch::Tensor() : prefix_tokens[i];
       auto x = projection_blocks[i]->as<Readout>()->forward(features[i], prefix);
       reassembled.push_back(reassemble_blocks[i]->as<ReassembleBlock>()->forward(x));
     }
     torch::Tensor fused;
     for (size_t i = 0; i < reassembled.size(); ++i)
-      fused = fusion_blocks[i]->as<FusionBlock>()->forward(reassembled[reassembled.size() - 1 - i],
-                                                            fused.defined() ? &fused : nullptr);
+      fused = fusion_blocks[i]->as<FusionBlock>()->forward(reassembled[reassembled.size() - 1 - i], fused);
     return fused;
   }
 
@@ -180,23 +181,11 @@ class DPTSegmentationHeadImpl : public nn::Module {
 };
 TORCH_MODULE(DPTSegmentationHead);
 
-const std::vector<detail::Field<DPTOptions>>& dpt_fields() {
-  using O = DPTOptions;
-  static const std::vector<detail::Field<O>> fields = {
-      SMP_FIELD(O, encoder_name),           SMP_FIELD(O, encoder_depth),
-      SMP_FIELD(O, encoder_weights),        SMP_FIELD(O, encoder_output_indices),
-      SMP_FIELD(O, decoder_readout),        SMP_FIELD(O, decoder_intermediate_channels),
-      SMP_FIELD(O, decoder_fusion_channels), SMP_FIELD(O, in_channels),
-      SMP_FIELD(O, classes),                SMP_FIELD(O, activation),
-      SMP_FIELD(O, aux_params),             SMP_KWARGS_FIELD(O, dynamic_img_size)};
-  return fields;
-}
-
 const std::vector<std::string> kReadouts = {"ignore", "add", "cat"};
 
 }  // namespace
 
-DPTImpl::DPTImpl(const DPTOptions& o) : SegmentationModelImpl("DPT", detail::options_to_json(dpt_fields(), o)) {
+DPTImpl::DPTImpl(const DPTOptions& o) : SegmentationModelImpl("DPT", detail::options_to_json(o)) {
   if (!util::starts_with(o.encoder_name(), "tu-"))
     throw std::invalid_argument(fmt::format(
         "Only Timm encoders are supported for DPT. Encoder name must start with 'tu-', got {}", o.encoder_name()));
@@ -208,7 +197,9 @@ DPTImpl::DPTImpl(const DPTOptions& o) : SegmentationModelImpl("DPT", detail::opt
                                     .in_channels(o.in_channels())
                                     .depth(o.encoder_depth())
                                     .output_indices(o.encoder_output_indices())
-                                    .weights(o.encoder_weights()));
+                                    .weights(o.encoder_weights())
+                                    .drop_path_rate(o.drop_path_rate())
+                                    .drop_rate(o.drop_rate()));
   if (!encoder->has_prefix_tokens() && o.decoder_readout() != "ignore")
     log::logger().warn(fmt::format("Encoder does not have prefix tokens (e.g. cls_token), but `decoder_readout` is set to '{}'. "
                           "It's recommended to set `decoder_readout='ignore'` when using a encoder without prefix tokens.",
@@ -229,6 +220,6 @@ SegmentationOutput DPTImpl::forward_all(const torch::Tensor& x) {
   return apply_heads(decoded, features.back());
 }
 
-void register_dpt() { detail::register_architecture_of<DPT>("DPT", dpt_fields()); }
+void register_dpt() { detail::register_architecture_of<DPT, DPTOptions>("DPT"); }
 
 }  // namespace smp

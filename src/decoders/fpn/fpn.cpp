@@ -117,21 +117,9 @@ class FPNDecoderImpl : public nn::Module {
 };
 TORCH_MODULE(FPNDecoder);
 
-const std::vector<detail::Field<FPNOptions>>& fpn_fields() {
-  static const std::vector<detail::Field<FPNOptions>> fields = {
-      SMP_ENCODER_FIELDS(FPNOptions),
-      SMP_FIELD(FPNOptions, decoder_pyramid_channels),
-      SMP_FIELD(FPNOptions, decoder_segmentation_channels),
-      SMP_FIELD(FPNOptions, decoder_merge_policy),
-      SMP_FIELD(FPNOptions, decoder_dropout),
-      SMP_FIELD(FPNOptions, decoder_interpolation),
-      SMP_FIELD(FPNOptions, upsampling)};
-  return fields;
-}
-
 }  // namespace
 
-FPNImpl::FPNImpl(const FPNOptions& o) : SegmentationModelImpl("FPN", detail::options_to_json(fpn_fields(), o)) {
+FPNImpl::FPNImpl(const FPNOptions& o) : SegmentationModelImpl("FPN", detail::options_to_json(o)) {
   if (util::starts_with(o.encoder_name(), "mit_b") && o.encoder_depth() != 5)
     throw std::invalid_argument(fmt::format("Encoder {} support only encoder_depth=5", o.encoder_name()));
   set_encoder(create_encoder(detail::encoder_options(o)));
@@ -142,7 +130,7 @@ FPNImpl::FPNImpl(const FPNOptions& o) : SegmentationModelImpl("FPN", detail::opt
 }
 
 void register_fpn() {
-  detail::register_architecture_of<FPN>("FPN", fpn_fields());
+  detail::register_architecture_of<FPN, FPNOptions>("FPN");
 }
 
 }  // namespace smp

@@ -21,9 +21,10 @@ class LinknetBlockImpl : public nn::Module {
     up->push_back(nn::ReLU());
     block = register_module("block", Block(conv2d_relu(in, mid, 1, 0, 1, norm), up, conv2d_relu(mid, out, 1, 0, 1, norm)));
   }
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor* skip) {
+  // `skip` undefined (the last block) or with 0 channels (a dummy feature): nothing is added.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& skip) {
     auto y = block->forward(x);
-    return skip && skip->size(1) != 0 ? y + *skip : y;
+    return skip.defined() && skip.size(1) != 0 ? y + skip : y;
   }
 
  private:
@@ -48,7 +49,7 @@ class LinknetDecoderImpl : public nn::Module {
     std::vector<torch::Tensor> rev(features.rbegin(), features.rend() - 1);
     auto x = rev.front();
     for (size_t i = 0; i < blocks->size(); ++i) {
-      const torch::Tensor* skip = i + 1 < rev.size() ? &rev[i + 1] : nullptr;
+      const torch::Tensor skip = i + 1 < rev.size() ? rev[i + 1] : torch::Tensor();
       x = blocks[i]->as<LinknetBlock>()->forward(x, skip);
     }
     return x;
@@ -61,16 +62,10 @@ TORCH_MODULE(LinknetDecoder);
 
 constexpr int64_t kPrefinalChannels = 32;
 
-const std::vector<detail::Field<LinknetOptions>>& linknet_fields() {
-  static const std::vector<detail::Field<LinknetOptions>> fields = {SMP_ENCODER_FIELDS(LinknetOptions),
-                                                                    SMP_FIELD(LinknetOptions, decoder_use_norm)};
-  return fields;
-}
-
 }  // namespace
 
 LinknetImpl::LinknetImpl(const LinknetOptions& o)
-    : SegmentationModelImpl("Linknet", detail::options_to_json(linknet_fields(), o)) {
+    : SegmentationModelImpl("Linknet", detail::options_to_json(o)) {
   if (util::starts_with(o.encoder_name(), "mit_b"))
     throw std::invalid_argument(fmt::format("Encoder `{}` is not supported for Linknet", o.encoder_name()));
   set_encoder(create_encoder(detail::encoder_options(o)));
@@ -80,7 +75,7 @@ LinknetImpl::LinknetImpl(const LinknetOptions& o)
 }
 
 void register_linknet() {
-  detail::register_architecture_of<Linknet>("Linknet", linknet_fields());
+  detail::register_architecture_of<Linknet, LinknetOptions>("Linknet", {{"decoder_use_batchnorm", "decoder_use_norm"}});
 }
 
 }  // namespace smp

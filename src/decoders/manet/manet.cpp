@@ -101,9 +101,9 @@ class MAnetDecoderImpl : public nn::Module {
     std::vector<torch::Tensor> skips(features.rbegin() + 1, features.rend() - 1);
     auto x = center->forward(features.back());
     for (size_t i = 0; i < blocks->size(); ++i) {
-      const torch::Tensor* skip = i < skips.size() ? &skips[i] : nullptr;
+      const torch::Tensor skip = i < skips.size() ? skips[i] : torch::Tensor();
       if (auto mfab = blocks[i]->as<MFABBlock>())
-        x = mfab->forward(x, *skip);
+        x = mfab->forward(x, skip);
       else
         x = blocks[i]->as<detail::UnetDecoderBlock>()->forward(x, 2 * x.size(2), 2 * x.size(3), skip);
     }
@@ -116,17 +116,9 @@ class MAnetDecoderImpl : public nn::Module {
 };
 TORCH_MODULE(MAnetDecoder);
 
-const std::vector<detail::Field<MAnetOptions>>& manet_fields() {
-  static const std::vector<detail::Field<MAnetOptions>> fields = {
-      SMP_ENCODER_FIELDS(MAnetOptions), SMP_FIELD(MAnetOptions, decoder_use_norm),
-      SMP_FIELD(MAnetOptions, decoder_channels), SMP_FIELD(MAnetOptions, decoder_pab_channels),
-      SMP_FIELD(MAnetOptions, decoder_interpolation)};
-  return fields;
-}
-
 }  // namespace
 
-MAnetImpl::MAnetImpl(const MAnetOptions& o) : SegmentationModelImpl("MAnet", detail::options_to_json(manet_fields(), o)) {
+MAnetImpl::MAnetImpl(const MAnetOptions& o) : SegmentationModelImpl("MAnet", detail::options_to_json(o)) {
   set_encoder(create_encoder(detail::encoder_options(o)));
   const auto& channels = o.decoder_channels();
   if (static_cast<int64_t>(channels.size()) != o.encoder_depth())
@@ -138,6 +130,6 @@ MAnetImpl::MAnetImpl(const MAnetOptions& o) : SegmentationModelImpl("MAnet", det
   set_heads(segmentation_head(used.back(), o.classes(), 3, o.activation()), o.aux_params());
 }
 
-void register_manet() { detail::register_architecture_of<MAnet>("MAnet", manet_fields()); }
+void register_manet() { detail::register_architecture_of<MAnet, MAnetOptions>("MAnet", {{"decoder_use_batchnorm", "decoder_use_norm"}}); }
 
 }  // namespace smp

@@ -123,33 +123,9 @@ class PANDecoderImpl : public nn::Module {
 };
 TORCH_MODULE(PANDecoder);
 
-// smp's deprecated name for decoder_interpolation: read into it (with smp's warning), never written back.
-detail::Field<PANOptions> upscale_mode_field() {
-  detail::Field<PANOptions> field;
-  field.name = "upscale_mode";
-  field.read = [](PANOptions& o, const nlohmann::json& v) {
-    if (v.is_null()) return;
-    log::logger().warn("The usage of upscale_mode is deprecated. Please modify your code for decoder_interpolation");
-    std::string mode;
-    detail::read("upscale_mode", v, mode);
-    o.decoder_interpolation(mode);
-  };
-  field.write = [](const PANOptions&) { return nlohmann::json(nullptr); };
-  field.only_if_set = true;
-  return field;
-}
-
-const std::vector<detail::Field<PANOptions>>& pan_fields() {
-  static const std::vector<detail::Field<PANOptions>> fields = {
-      SMP_ENCODER_FIELDS_WITHOUT_STRIDE(PANOptions),  SMP_FIELD(PANOptions, encoder_output_stride),
-      SMP_FIELD(PANOptions, decoder_channels),        SMP_FIELD(PANOptions, decoder_interpolation),
-      SMP_FIELD(PANOptions, upsampling),              upscale_mode_field()};
-  return fields;
-}
-
 }  // namespace
 
-PANImpl::PANImpl(const PANOptions& o) : SegmentationModelImpl("PAN", detail::options_to_json(pan_fields(), o)) {
+PANImpl::PANImpl(const PANOptions& o) : SegmentationModelImpl("PAN", detail::options_to_json(o)) {
   if (o.encoder_output_stride() != 16 && o.encoder_output_stride() != 32)
     throw std::invalid_argument(
         fmt::format("PAN support output stride 16 or 32, got {}", o.encoder_output_stride()));
@@ -161,7 +137,7 @@ PANImpl::PANImpl(const PANOptions& o) : SegmentationModelImpl("PAN", detail::opt
 }
 
 void register_pan() {
-  detail::register_architecture_of<PAN>("PAN", pan_fields());
+  detail::register_architecture_of<PAN, PANOptions>("PAN", {{"upscale_mode", "decoder_interpolation"}});
 }
 
 }  // namespace smp

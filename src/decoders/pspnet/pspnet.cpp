@@ -68,34 +68,10 @@ class PSPDecoderImpl : public nn::Module {
 };
 TORCH_MODULE(PSPDecoder);
 
-// smp's deprecated name for decoder_use_norm: read into it (with smp's warning), never written back.
-detail::Field<PSPNetOptions> psp_use_batchnorm_field() {
-  detail::Field<PSPNetOptions> field;
-  field.name = "psp_use_batchnorm";
-  field.read = [](PSPNetOptions& o, const nlohmann::json& v) {
-    if (v.is_null()) return;
-    log::logger().warn("The usage of psp_use_batchnorm is deprecated. Please modify your code for decoder_use_norm");
-    auto norm = o.decoder_use_norm();
-    detail::read("psp_use_batchnorm", v, norm);
-    o.decoder_use_norm(norm);
-  };
-  field.write = [](const PSPNetOptions&) { return nlohmann::json(nullptr); };
-  field.only_if_set = true;
-  return field;
-}
-
-const std::vector<detail::Field<PSPNetOptions>>& pspnet_fields() {
-  static const std::vector<detail::Field<PSPNetOptions>> fields = {
-      SMP_ENCODER_FIELDS(PSPNetOptions),          SMP_FIELD(PSPNetOptions, psp_out_channels),
-      SMP_FIELD(PSPNetOptions, decoder_use_norm), SMP_FIELD(PSPNetOptions, psp_dropout),
-      SMP_FIELD(PSPNetOptions, upsampling),       psp_use_batchnorm_field()};
-  return fields;
-}
-
 }  // namespace
 
 PSPNetImpl::PSPNetImpl(const PSPNetOptions& o)
-    : SegmentationModelImpl("PSPNet", detail::options_to_json(pspnet_fields(), o)) {
+    : SegmentationModelImpl("PSPNet", detail::options_to_json(o)) {
   set_encoder(create_encoder(detail::encoder_options(o)));
   set_decoder(PSPDecoder(encoder().out_channels().back(), o));
   set_heads(segmentation_head(o.psp_out_channels(), o.classes(), 3, o.activation(), static_cast<double>(o.upsampling())),
@@ -103,7 +79,7 @@ PSPNetImpl::PSPNetImpl(const PSPNetOptions& o)
 }
 
 void register_pspnet() {
-  detail::register_architecture_of<PSPNet>("PSPNet", pspnet_fields());
+  detail::register_architecture_of<PSPNet, PSPNetOptions>("PSPNet", {{"psp_use_batchnorm", "decoder_use_norm"}});
 }
 
 }  // namespace smp

@@ -56,17 +56,10 @@ class SegformerDecoderImpl : public nn::Module {
 };
 TORCH_MODULE(SegformerDecoder);
 
-const std::vector<detail::Field<SegformerOptions>>& segformer_fields() {
-  static const std::vector<detail::Field<SegformerOptions>> fields = {
-      SMP_ENCODER_FIELDS(SegformerOptions), SMP_FIELD(SegformerOptions, decoder_segmentation_channels),
-      SMP_FIELD(SegformerOptions, upsampling)};
-  return fields;
-}
-
 }  // namespace
 
 SegformerImpl::SegformerImpl(const SegformerOptions& o)
-    : SegmentationModelImpl("Segformer", detail::options_to_json(segformer_fields(), o)) {
+    : SegmentationModelImpl("Segformer", detail::options_to_json(o)) {
   set_encoder(create_encoder(detail::encoder_options(o)));
   if (o.encoder_depth() < 3)
     throw std::invalid_argument(
@@ -77,6 +70,6 @@ SegformerImpl::SegformerImpl(const SegformerOptions& o)
             o.aux_params());
 }
 
-void register_segformer() { detail::register_architecture_of<Segformer>("Segformer", segformer_fields()); }
+void register_segformer() { detail::register_architecture_of<Segformer, SegformerOptions>("Segformer"); }
 
 }  // namespace smp

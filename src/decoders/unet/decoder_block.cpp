@@ -15,9 +15,9 @@ UnetDecoderBlockImpl::UnetDecoderBlockImpl(int64_t in, int64_t skip, int64_t out
 }
 
 torch::Tensor UnetDecoderBlockImpl::forward(const torch::Tensor& x, int64_t height, int64_t width,
-                                            const torch::Tensor* skip) {
+                                            const torch::Tensor& skip) {
   auto y = resize(x, height, width, mode_);
-  if (skip) y = attention1->forward(torch::cat({y, *skip}, 1));
+  if (skip.defined()) y = attention1->forward(torch::cat({y, skip}, 1));
   return attention2->forward(conv2->forward(conv1->forward(y)));
 }
 

@@ -12,7 +12,8 @@ class UnetDecoderBlockImpl : public torch::nn::Module {
  public:
   UnetDecoderBlockImpl(int64_t in, int64_t skip, int64_t out, const NormSpec& norm, const std::string& attention,
                        const std::string& interpolation);
-  torch::Tensor forward(const torch::Tensor& x, int64_t height, int64_t width, const torch::Tensor* skip);
+  // `skip` undefined: a level without an encoder skip (no concatenation, attention1 not applied).
+  torch::Tensor forward(const torch::Tensor& x, int64_t height, int64_t width, const torch::Tensor& skip);
 
  private:
   torch::nn::functional::InterpolateFuncOptions mode_;

@@ -38,7 +38,7 @@ class UnetDecoderImpl : public nn::Module {
     if (center_) x = center_->forward(x);
     for (size_t i = 0; i < blocks_->size(); ++i) {
       const auto& target = features[features.size() - 2 - i];
-      const torch::Tensor* skip = i < skips.size() ? &skips[i] : nullptr;
+      const torch::Tensor skip = i < skips.size() ? skips[i] : torch::Tensor();
       x = blocks_[i]->as<detail::UnetDecoderBlock>()->forward(x, target.size(2), target.size(3), skip);
     }
     return x;
@@ -50,17 +50,9 @@ class UnetDecoderImpl : public nn::Module {
 };
 TORCH_MODULE(UnetDecoder);
 
-const std::vector<detail::Field<UnetOptions>>& unet_fields() {
-  static const std::vector<detail::Field<UnetOptions>> fields = {
-      SMP_ENCODER_FIELDS(UnetOptions),           SMP_FIELD(UnetOptions, decoder_use_norm),
-      SMP_FIELD(UnetOptions, decoder_channels),  SMP_FIELD(UnetOptions, decoder_attention_type),
-      SMP_FIELD(UnetOptions, decoder_interpolation)};
-  return fields;
-}
-
 }  // namespace
 
-UnetImpl::UnetImpl(const UnetOptions& o) : SegmentationModelImpl("Unet", detail::options_to_json(unet_fields(), o)) {
+UnetImpl::UnetImpl(const UnetOptions& o) : SegmentationModelImpl("Unet", detail::options_to_json(o)) {
   requires_divisible_input_shape_ = false;
   set_encoder(create_encoder(detail::encoder_options(o)));
   const auto depth = encoder().depth();
@@ -76,7 +68,7 @@ UnetImpl::UnetImpl(const UnetOptions& o) : SegmentationModelImpl("Unet", detail:
 }
 
 void register_unet() {
-  detail::register_architecture_of<Unet>("Unet", unet_fields());
+  detail::register_architecture_of<Unet, UnetOptions>("Unet", {{"decoder_use_batchnorm", "decoder_use_norm"}});
 }
 
 }  // namespace smp

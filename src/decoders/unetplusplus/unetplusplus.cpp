@@ -68,14 +68,15 @@ class UnetPlusPlusDecoderImpl : public nn::Module {
         for (size_t i = d + 1; i <= l; ++i) parts.push_back(dense.at(block_key(i, l)));
         parts.push_back(f[l + 1]);
         const auto skip = parts.size() == 1 ? parts.front() : torch::cat(parts, 1);
-        dense[block_key(d, l)] = run(d, l, layer == 0 ? f[d] : dense.at(block_key(d, l - 1)), &skip);
+        dense[block_key(d, l)] = run(d, l, layer == 0 ? f[d] : dense.at(block_key(d, l - 1)), skip);
       }
     }
-    return run(0, depth_, dense.at(block_key(0, depth_ - 1)), nullptr);
+    return run(0, depth_, dense.at(block_key(0, depth_ - 1)), torch::Tensor());
   }
 
  private:
-  torch::Tensor run(size_t d, size_t l, const torch::Tensor& x, const torch::Tensor* skip) {
+  // `skip` undefined: the final block, which has no encoder skip.
+  torch::Tensor run(size_t d, size_t l, const torch::Tensor& x, const torch::Tensor& skip) {
     const auto key = block_key(d, l);
     const int64_t height = 2 * x.size(2), width = 2 * x.size(3);
     if (empty_.count(key)) return x.new_empty({x.size(0), 0, height, width});
@@ -88,18 +89,10 @@ class UnetPlusPlusDecoderImpl : public nn::Module {
 };
 TORCH_MODULE(UnetPlusPlusDecoder);
 
-const std::vector<detail::Field<UnetPlusPlusOptions>>& unetplusplus_fields() {
-  static const std::vector<detail::Field<UnetPlusPlusOptions>> fields = {
-      SMP_ENCODER_FIELDS(UnetPlusPlusOptions), SMP_FIELD(UnetPlusPlusOptions, decoder_use_norm),
-      SMP_FIELD(UnetPlusPlusOptions, decoder_channels), SMP_FIELD(UnetPlusPlusOptions, decoder_attention_type),
-      SMP_FIELD(UnetPlusPlusOptions, decoder_interpolation)};
-  return fields;
-}
-
 }  // namespace
 
 UnetPlusPlusImpl::UnetPlusPlusImpl(const UnetPlusPlusOptions& o)
-    : SegmentationModelImpl("UnetPlusPlus", detail::options_to_json(unetplusplus_fields(), o)) {
+    : SegmentationModelImpl("UnetPlusPlus", detail::options_to_json(o)) {
   if (util::starts_with(o.encoder_name(), "mit_b"))
     throw std::invalid_argument(fmt::format("UnetPlusPlus is not support encoder_name={}", o.encoder_name()));
   set_encoder(create_encoder(detail::encoder_options(o)));
@@ -118,7 +111,7 @@ UnetPlusPlusImpl::UnetPlusPlusImpl(const UnetPlusPlusOptions& o)
 }
 
 void register_unetplusplus() {
-  detail::register_architecture_of<UnetPlusPlus>("UnetPlusPlus", unetplusplus_fields());
+  detail::register_architecture_of<UnetPlusPlus, UnetPlusPlusOptions>("UnetPlusPlus", {{"decoder_use_batchnorm", "decoder_use_norm"}});
 }
 
 }  // namespace smp

@@ -99,17 +99,10 @@ class UPerNetDecoderImpl : public nn::Module {
 };
 TORCH_MODULE(UPerNetDecoder);
 
-const std::vector<detail::Field<UPerNetOptions>>& upernet_fields() {
-  static const std::vector<detail::Field<UPerNetOptions>> fields = {
-      SMP_ENCODER_FIELDS(UPerNetOptions), SMP_FIELD(UPerNetOptions, decoder_channels),
-      SMP_FIELD(UPerNetOptions, decoder_use_norm), SMP_FIELD(UPerNetOptions, upsampling)};
-  return fields;
-}
-
 }  // namespace
 
 UPerNetImpl::UPerNetImpl(const UPerNetOptions& o)
-    : SegmentationModelImpl("UPerNet", detail::options_to_json(upernet_fields(), o)) {
+    : SegmentationModelImpl("UPerNet", detail::options_to_json(o)) {
   set_encoder(create_encoder(detail::encoder_options(o)));
   if (o.encoder_depth() < 3)
     throw std::invalid_argument(
@@ -120,6 +113,6 @@ UPerNetImpl::UPerNetImpl(const UPerNetOptions& o)
             o.aux_params());
 }
 
-void register_upernet() { detail::register_architecture_of<UPerNet>("UPerNet", upernet_fields()); }
+void register_upernet() { detail::register_architecture_of<UPerNet, UPerNetOptions>("UPerNet"); }
 
 }  // namespace smp

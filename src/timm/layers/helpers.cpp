@@ -25,11 +25,20 @@ void check_feature_indices(const std::vector<int64_t>& indices, int64_t availabl
   }
 }
 
-int64_t last_feature_index(const ModelArgs& args, int64_t count) {
+int64_t feature_index(int64_t out_index, int64_t count, const std::string& model) {
+  if (out_index < -count || out_index >= count)
+    throw std::invalid_argument("out_indices entry " + std::to_string(out_index) + " is out of range: " + model +
+                                " has " + std::to_string(count) + " features (indices 0.." +
+                                std::to_string(count - 1) + ", or -" + std::to_string(count) +
+                                "..-1 from the end)");
+  return out_index < 0 ? out_index + count : out_index;
+}
+
+int64_t last_feature_index(const ModelArgs& args, int64_t count, const std::string& model) {
   if (!args.features_only() || args.out_indices().empty()) return count - 1;
   int64_t last = 0;
-  for (auto i : args.out_indices()) last = std::max(last, i < 0 ? i + count : i);
-  return std::min(last, count - 1);
+  for (auto i : args.out_indices()) last = std::max(last, feature_index(i, count, model));
+  return last;
 }
 
 }  // namespace smp::timm::layers

@@ -17,8 +17,13 @@ int64_t make_divisible(double v, int64_t divisor = 8, double min_value = 0.0, do
 // this instance of `model` built).
 void check_feature_indices(const std::vector<int64_t>& indices, int64_t available, const std::string& model);
 
-// The last of `count` features a model must build: the largest requested out_indices entry
-// (negative entries count from the end) when built features_only with out_indices, else count - 1.
-int64_t last_feature_index(const ModelArgs& args, int64_t count);
+// The feature an out_indices entry selects among the `count` features of `model` (negative entries
+// count from the end, as in Python). Throws std::invalid_argument naming the entry and the valid
+// range when it selects none, as timm does.
+int64_t feature_index(int64_t out_index, int64_t count, const std::string& model);
+
+// The last of `count` features a model must build: the largest requested out_indices entry when
+// built features_only with out_indices, else count - 1. Throws like feature_index for a bad entry.
+int64_t last_feature_index(const ModelArgs& args, int64_t count, const std::string& model);
 
 }  // namespace smp::timm::layers

@@ -1,10 +1,12 @@
 #include "timm/layers/mlp.h"
 
+#include "timm/layers/drop_path.h"
+
 namespace smp::timm::layers {
 
 namespace nn = torch::nn;
 
-MlpImpl::MlpImpl(const MlpOptions& o) : act_(get_act(o.act())) {
+MlpImpl::MlpImpl(const MlpOptions& o) : act_(get_act(o.act())), drop_(o.drop()) {
   if (o.use_conv()) {
     fc1_ = nn::AnyModule(register_module(
         "fc1", nn::Conv2d(nn::Conv2dOptions(o.in_features(), o.hidden_features(), 1).bias(o.bias()))));
@@ -19,7 +21,9 @@ MlpImpl::MlpImpl(const MlpOptions& o) : act_(get_act(o.act())) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2_.forward(act_(fc1_.forward(x)));
+  // Qualified: ADL would also find ATen's dropout(Tensor, double, bool).
+  const auto hidden = layers::dropout(act_(fc1_.forward(x)), drop_, is_training());
+  return layers::dropout(fc2_.forward(hidden), drop_, is_training());
 }
 
 LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps) : eps_(eps) {

@@ -1,4 +1,5 @@
-// timm's Mlp (fc1 -> act -> fc2), as Linear layers or as 1x1 convolutions (ConvMlp style).
+// timm's Mlp (fc1 -> act -> dropout -> fc2 -> dropout), as Linear layers or as 1x1 convolutions
+// (ConvMlp style).
 #pragma once
 
 #include <torch/torch.h>
@@ -16,6 +17,7 @@ struct MlpOptions {
   TORCH_ARG(std::string, act) = "gelu";
   TORCH_ARG(bool, bias) = true;
   TORCH_ARG(bool, use_conv) = false;  // 1x1 convs over NCHW instead of Linear over the last dim
+  TORCH_ARG(double, drop) = 0.0;      // dropout probability of both dropouts (training only)
 };
 
 class MlpImpl : public torch::nn::Module {
@@ -26,6 +28,7 @@ class MlpImpl : public torch::nn::Module {
  private:
   torch::nn::AnyModule fc1_, fc2_;
   ActFn act_;
+  double drop_;
 };
 TORCH_MODULE(Mlp);
 

@@ -1,5 +1,7 @@
 #include "timm/layers/mobileone.h"
 
+#include "timm/layers/drop_path.h"
+
 namespace smp::timm::layers {
 
 namespace nn = torch::nn;
@@ -68,7 +70,7 @@ torch::Tensor MobileOneBlockImpl::forward(const torch::Tensor& x) {
   } else {
     y = conv_scale_ ? conv_scale_(x) : torch::zeros({}, x.options());
     for (const auto& branch : *conv_kxk_) y = y + branch->as<ConvNormAct>()->forward(x);
-    if (identity_) y = y + identity_(x);
+    if (identity_) y = layers::drop_path(y, options_.drop_path_rate(), is_training()) + identity_(x);
   }
   if (!attn_.is_empty()) y = attn_.forward(y);
   return act_(y);

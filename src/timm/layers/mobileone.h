@@ -50,6 +50,9 @@ struct MobileOneBlockOptions {
   // byobnet's (first, rest) dilation pair in a dilated stage. As in timm, the branches themselves stay
   // undilated; a pair that differs only drops the identity branch.
   TORCH_ARG(bool, dilation_changes) = false;
+  // Stochastic depth of the conv and scale branches' sum, in training and only in a block with an
+  // identity branch. timm gives it to byobnet's MobileOne blocks, not to FastViT's.
+  TORCH_ARG(double, drop_path_rate) = 0.0;
 };
 
 // The sum of the conv branches, the scale branch and a BatchNorm identity branch (when the shape is

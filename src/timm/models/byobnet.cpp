@@ -9,6 +9,7 @@
 #include "timm/families.h"
 #include "timm/layers/attention_modules.h"
 #include "timm/layers/conv_norm_act.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/mobileone.h"
 
@@ -29,20 +30,23 @@ const std::vector<int64_t> kWidths = {64, 128, 256, 512};
 
 // A block as byobnet builds them: ReLU, squeeze-excite (when asked) named "attn".
 layers::MobileOneBlock mobileone_block(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,
-                                       int64_t branches, bool se, bool dilation_changes = false) {
+                                       int64_t branches, bool se, double drop_path_rate,
+                                       bool dilation_changes = false) {
   return layers::MobileOneBlock(layers::MobileOneBlockOptions(in, out, kernel)
                                     .stride(stride)
                                     .groups(groups)
                                     .num_conv_branches(branches)
-                                    .dilation_changes(dilation_changes),
+                                    .dilation_changes(dilation_changes)
+                                    .drop_path_rate(drop_path_rate),
                                 se ? layers::create_attn("se", out) : nn::AnyModule());
 }
 
 class MobileOneImpl : public BackboneImpl {
  public:
   MobileOneImpl(const std::string& name, const MobileOneConfig& c, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
-    stem = register_module("stem", mobileone_block(args.in_chans(), c.stem_chs, 3, 2, 1, 1, false));
+      : BackboneImpl(name, args) {
+    // timm's stem has no stochastic depth.
+    stem = register_module("stem", mobileone_block(args.in_chans(), c.stem_chs, 3, 2, 1, 1, false, 0.0));
     feature_info_.push_back({"stem", c.stem_chs, 2});
     // Past output_stride a stage keeps stride 1 (timm's create_byob_stages; timm's MobileOne blocks do
     // not dilate their convolutions, so neither do these).
@@ -62,24 +66,30 @@ class MobileOneImpl : public BackboneImpl {
       // stages.0-2 are features; the last stage's output is the "final_conv" feature (an identity).
       feature_info_.push_back({s < 3 ? "stages." + std::to_string(s) : "final_conv", outs[s], net_stride});
     }
-    const int64_t last = layers::last_feature_index(args, 5);
+    const int64_t last = layers::last_feature_index(args, 5, name);
     stages = register_module("stages", nn::Sequential());
     int64_t prev = c.stem_chs;
     // Each block is a depthwise kxk block then a pointwise block; the first takes the stage's stride.
+    // timm's stochastic depth schedule counts the two separately.
+    std::vector<int64_t> blocks_per_stage;
+    for (const int64_t depth : kDepths) blocks_per_stage.push_back(2 * depth);
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), blocks_per_stage);
     auto dw = std::min<int64_t>(64, static_cast<int64_t>(64 * c.width_factors[0]));
     for (size_t s = 0; static_cast<int64_t>(s) < last && s < 4; ++s) {
       Block stage;
       for (int64_t b = 0; b < kDepths[s]; ++b) {
         const bool se = b >= kDepths[s] - c.se_blocks[s];
+        const auto depthwise = static_cast<size_t>(2 * b);
         stage->push_back(mobileone_block(prev, dw, 3, b == 0 ? strides[s] : 1, dw, c.num_conv_branches, se,
-                                         b == 0 && first_dilation_differs[s]));
-        stage->push_back(mobileone_block(dw, outs[s], 1, 1, 1, c.num_conv_branches, se));
+                                         drop_path_rates[s][depthwise], b == 0 && first_dilation_differs[s]));
+        stage->push_back(
+            mobileone_block(dw, outs[s], 1, 1, 1, c.num_conv_branches, se, drop_path_rates[s][depthwise + 1]));
         prev = dw = outs[s];
       }
       stages->push_back(stage);
     }
     if (last == 4) register_module("final_conv", nn::Identity());
-    if (!features_only_ && args.num_classes() > 0) {
+    if (!args.features_only() && args.num_classes() > 0) {
       auto head = register_module("head", std::make_shared<nn::Module>());
       fc_ = head->register_module("fc", nn::Linear(prev, args.num_classes()));
     }
@@ -87,7 +97,7 @@ class MobileOneImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(stages->size()) + 1, name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(stages->size()) + 1, model_name());
     std::vector<torch::Tensor> out;
     auto y = stem(x);
     if (indices.front() == 0) out.push_back(y);
@@ -99,17 +109,14 @@ class MobileOneImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
-    auto y = stages->forward(stem(x)).mean({2, 3});
-    return fc_ ? fc_(y) : y;
+    check_classifier();
+    return pool_and_classify(stages->forward(stem(x)), fc_);
   }
 
   std::vector<std::string> flattened_children() const override { return {"stages"}; }
   std::string first_conv() const override { return "stem.conv_kxk.0.conv"; }
 
  private:
-  std::string name_;
-  bool features_only_;
   layers::MobileOneBlock stem{nullptr};
   nn::Sequential stages{nullptr};
   nn::Linear fc_{nullptr};
@@ -136,12 +143,12 @@ layers::ConvNormAct conv_norm_act(int64_t in, int64_t out, int64_t kernel, int64
 
 // byobnet's BottleneckBlock with bottle_in=True, linear_out=True and downsample='': the bottleneck
 // width follows the input, there is no activation after the sum, and a block that changes the shape
-// has no shortcut at all.
+// has no shortcut at all (timm applies its stochastic depth all the same).
 class RegNetZBlockImpl : public nn::Module {
  public:
   RegNetZBlockImpl(int64_t in, int64_t out, int64_t stride, int64_t first_dilation, int64_t dilation,
-                   int64_t group_size, double bottle_ratio)
-      : residual_(in == out && stride == 1 && first_dilation == dilation) {
+                   int64_t group_size, double bottle_ratio, double drop_path_rate)
+      : residual_(in == out && stride == 1 && first_dilation == dilation), drop_path_rate_(drop_path_rate) {
     const auto mid = layers::make_divisible(static_cast<double>(in) * bottle_ratio);
     conv1_1x1 = register_module("conv1_1x1", conv_norm_act(in, mid, 1));
     conv2_kxk = register_module("conv2_kxk", conv_norm_act(mid, mid, 3, stride, first_dilation, mid / group_size));
@@ -149,12 +156,13 @@ class RegNetZBlockImpl : public nn::Module {
     conv3_1x1 = register_module("conv3_1x1", conv_norm_act(mid, out, 1, 1, 1, 1, ""));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = conv3_1x1(attn(conv2_kxk(conv1_1x1(x))));
-    return residual_ ? y.add_(x) : y;  // y is the norm's fresh output
+    auto y = layers::drop_path(conv3_1x1(attn(conv2_kxk(conv1_1x1(x)))), drop_path_rate_, is_training());
+    return residual_ ? y.add_(x) : y;  // y is a fresh output (the norm's or drop_path's)
   }
 
  private:
   bool residual_;
+  double drop_path_rate_;
   layers::ConvNormAct conv1_1x1{nullptr}, conv2_kxk{nullptr}, conv3_1x1{nullptr};
   layers::SEModule attn{nullptr};
 };
@@ -163,7 +171,7 @@ TORCH_MODULE(RegNetZBlock);
 class RegNetZImpl : public BackboneImpl {
  public:
   RegNetZImpl(const std::string& name, const RegNetZConfig& c, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, args) {
     if (c.tiered_stem) {
       const std::vector<int64_t> chs = {3 * c.stem_chs / 8, c.stem_chs / 2, c.stem_chs};
       stem_ = register_module("stem", nn::Sequential());
@@ -180,7 +188,10 @@ class RegNetZImpl : public BackboneImpl {
     }
     // Strides past output_stride become dilation, as timm's create_byob_stages does.
     int64_t net_stride = c.tiered_stem ? 4 : 2, dilation = 1, prev = c.stem_chs;
-    const int64_t last = layers::last_feature_index(args, 5);
+    const int64_t last = layers::last_feature_index(args, 5, name);
+    std::vector<int64_t> depths;
+    for (const auto& st : c.stages) depths.push_back(st.depth);
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), depths);
     stages_ = register_module("stages", nn::Sequential());
     for (size_t s = 0; s < c.stages.size(); ++s) {
       const auto& st = c.stages[s];
@@ -197,14 +208,14 @@ class RegNetZImpl : public BackboneImpl {
       Block stage;
       for (int64_t b = 0; b < st.depth; ++b) {
         stage->push_back(RegNetZBlock(prev, st.channels, b == 0 ? stride : 1, first_dilation, dilation, st.group_size,
-                                      st.bottle_ratio));
+                                      st.bottle_ratio, drop_path_rates[s][static_cast<size_t>(b)]));
         first_dilation = dilation;
         prev = st.channels;
       }
       stages_->push_back(stage);
     }
     if (last == 4) final_conv_ = register_module("final_conv", conv_norm_act(prev, c.num_features, 1));
-    if (!features_only_ && args.num_classes() > 0) {
+    if (!args.features_only() && args.num_classes() > 0) {
       auto head = register_module("head", std::make_shared<nn::Module>());
       fc_ = head->register_module("fc", nn::Linear(c.num_features, args.num_classes()));
     }
@@ -212,7 +223,7 @@ class RegNetZImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(stages_->size()) + 1, name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(stages_->size()) + 1, model_name());
     std::vector<torch::Tensor> out;
     // Feature 0 is the stem's output, or for the tiered stem its second conv.
     auto y = x;
@@ -229,9 +240,8 @@ class RegNetZImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
-    auto y = final_conv_(stages_->forward(stem_->forward(x))).mean({2, 3});
-    return fc_ ? fc_(y) : y;
+    check_classifier();
+    return pool_and_classify(final_conv_(stages_->forward(stem_->forward(x))), fc_);
   }
 
   std::vector<std::string> flattened_children() const override {
@@ -241,8 +251,7 @@ class RegNetZImpl : public BackboneImpl {
   std::string first_conv() const override { return first_conv_; }
 
  private:
-  std::string name_, first_conv_;
-  bool features_only_;
+  std::string first_conv_;
   nn::Sequential stem_{nullptr}, stages_{nullptr};
   layers::ConvNormAct final_conv_{nullptr};
   nn::Linear fc_{nullptr};

@@ -6,6 +6,7 @@
 #include "timm/families.h"
 #include "timm/layers/activations.h"
 #include "timm/layers/conv2d_same.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/grn.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/mlp.h"
@@ -79,8 +80,8 @@ nn::AnyModule make_norm(const ConvNeXtConfig& cfg, int64_t channels, bool nchw) 
 // Depthwise conv -> norm -> MLP -> layer scale, plus the identity shortcut.
 class ConvNeXtBlockImpl : public nn::Module {
  public:
-  ConvNeXtBlockImpl(int64_t dim, int64_t kernel, int64_t dilation, const ConvNeXtConfig& cfg)
-      : conv_mlp_(cfg.conv_mlp) {
+  ConvNeXtBlockImpl(int64_t dim, int64_t kernel, int64_t dilation, const ConvNeXtConfig& cfg, double drop_path_rate)
+      : conv_mlp_(cfg.conv_mlp), drop_path_rate_(drop_path_rate) {
     conv_dw_ = register_module("conv_dw", nn::Conv2d(nn::Conv2dOptions(dim, dim, kernel)
                                                          .padding(layers::get_padding(kernel, 1, dilation))
                                                          .dilation(dilation)
@@ -102,11 +103,12 @@ class ConvNeXtBlockImpl : public nn::Module {
       y = mlp_.forward(norm_.forward(y.permute({0, 2, 3, 1}))).permute({0, 3, 1, 2});
     }
     if (gamma_.defined()) y = y.mul(gamma_.reshape({1, -1, 1, 1}));
-    return y + x;
+    return layers::drop_path(y, drop_path_rate_, is_training()) + x;
   }
 
  private:
   bool conv_mlp_;
+  double drop_path_rate_;
   nn::Conv2d conv_dw_{nullptr};
   nn::AnyModule norm_, mlp_;
   torch::Tensor gamma_;
@@ -114,11 +116,11 @@ class ConvNeXtBlockImpl : public nn::Module {
 TORCH_MODULE(ConvNeXtBlock);
 
 // Optional downsampling (norm + strided or dilated conv) followed by the blocks. `dilation` is
-// (the downsampling conv's, the blocks').
+// (the downsampling conv's, the blocks'); one stochastic depth rate per block.
 class ConvNeXtStageImpl : public nn::Module {
  public:
   ConvNeXtStageImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, std::pair<int64_t, int64_t> dilation,
-                    int64_t depth, const ConvNeXtConfig& cfg) {
+                    const std::vector<double>& drop_path_rates, const ConvNeXtConfig& cfg) {
     const bool changes_dilation = dilation.first != dilation.second;
     if (in != out || stride > 1 || changes_dilation) {
       const int64_t ds_kernel = stride > 1 || changes_dilation ? 2 : 1;
@@ -133,7 +135,8 @@ class ConvNeXtStageImpl : public nn::Module {
       register_module("downsample", downsample_);
     }
     blocks_ = register_module("blocks", nn::Sequential());
-    for (int64_t i = 0; i < depth; ++i) blocks_->push_back(ConvNeXtBlock(out, kernel, dilation.second, cfg));
+    for (const double rate : drop_path_rates)
+      blocks_->push_back(ConvNeXtBlock(out, kernel, dilation.second, cfg, rate));
   }
 
   torch::Tensor forward(const torch::Tensor& x) { return blocks_->forward(downsample_ ? downsample_->forward(x) : x); }
@@ -143,8 +146,9 @@ class ConvNeXtStageImpl : public nn::Module {
 };
 TORCH_MODULE(ConvNeXtStage);
 
-// timm's NormMlpClassifierHead (pool -> norm -> [Linear + GELU] -> fc) or, when the model applies
-// its norm before pooling, ClassifierHead (pool -> fc).
+// timm's NormMlpClassifierHead (pool -> norm -> [Linear + GELU] -> dropout -> fc) or, when the model
+// applies its norm before pooling, ClassifierHead (pool -> dropout -> fc). It holds the layers; the
+// backbone's classify() applies the dropout and `fc`.
 class ConvNeXtHeadImpl : public nn::Module {
  public:
   ConvNeXtHeadImpl(int64_t in, int64_t num_classes, const ConvNeXtConfig& cfg) {
@@ -159,21 +163,22 @@ class ConvNeXtHeadImpl : public nn::Module {
         width = cfg.head_hidden_size;
       }
     }
-    if (num_classes > 0) fc_ = register_module("fc", nn::Linear(width, num_classes));
+    if (num_classes > 0) fc = register_module("fc", nn::Linear(width, num_classes));
   }
 
-  torch::Tensor forward(const torch::Tensor& x) {
+  // The features `fc` classifies: pooled, then normalised and projected where the head does so.
+  torch::Tensor pre_logits(const torch::Tensor& x) {
     auto y = x.mean({2, 3}, /*keepdim=*/true);
     if (!norm_.is_empty()) y = norm_.forward(y);
     y = y.flatten(1);
-    if (pre_logits_) y = pre_logits_->forward(y);
-    return fc_ ? fc_(y) : y;
+    return pre_logits_ ? pre_logits_->forward(y) : y;
   }
+
+  nn::Linear fc{nullptr};  // none when the model has num_classes 0
 
  private:
   nn::AnyModule norm_;
   nn::Sequential pre_logits_{nullptr};
-  nn::Linear fc_{nullptr};
 };
 TORCH_MODULE(ConvNeXtHead);
 
@@ -182,18 +187,9 @@ constexpr int64_t kNumStages = 4;
 class ConvNeXtImpl : public BackboneImpl {
  public:
   ConvNeXtImpl(const std::string& name, const ConvNeXtConfig& cfg, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, args) {
     // features_only builds the stages up to the last requested feature, like timm's FeatureListNet.
-    int64_t num_built = kNumStages;
-    if (args.features_only() && !args.out_indices().empty()) {
-      num_built = 0;
-      for (auto i : args.out_indices()) {
-        if (i < -kNumStages || i >= kNumStages)
-          throw std::invalid_argument("out_indices entry " + std::to_string(i) + " is out of range: " + name +
-                                      " has 4 features (indices 0..3)");
-        num_built = std::max(num_built, (i < 0 ? i + kNumStages : i) + 1);
-      }
-    }
+    const int64_t num_built = layers::last_feature_index(args, kNumStages, name) + 1;
 
     const auto& dims = cfg.dims;
     stem_ = register_module("stem", nn::Sequential());
@@ -210,6 +206,7 @@ class ConvNeXtImpl : public BackboneImpl {
     // Stages, with timm's stride/dilation bookkeeping for output_stride 8 and 16.
     stages_ = register_module("stages", nn::Sequential());
     int64_t curr_stride = 4, dilation = 1, prev = dims[0];
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), cfg.depths);
     for (int64_t i = 0; i < kNumStages; ++i) {
       int64_t stride = i > 0 ? 2 : 1;
       if (curr_stride >= args.output_stride() && stride > 1) {
@@ -222,7 +219,7 @@ class ConvNeXtImpl : public BackboneImpl {
       feature_info_.push_back({"stages." + std::to_string(i), dims[si], curr_stride});
       if (i < num_built)
         stages_->push_back(ConvNeXtStage(prev, dims[si], cfg.kernel_sizes[si], stride,
-                                         std::make_pair(first_dilation, dilation), cfg.depths[si], cfg));
+                                         std::make_pair(first_dilation, dilation), drop_path_rates[si], cfg));
       prev = dims[si];
     }
 
@@ -238,7 +235,7 @@ class ConvNeXtImpl : public BackboneImpl {
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
     const auto built = static_cast<int64_t>(stages_->size());
-    layers::check_feature_indices(indices, built, name_);
+    layers::check_feature_indices(indices, built, model_name());
     std::vector<torch::Tensor> out;
     if (indices.empty()) return out;
     auto y = stem_->forward(x);
@@ -250,18 +247,16 @@ class ConvNeXtImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     auto y = stages_->forward(stem_->forward(x));
     if (!norm_pre_.is_empty()) y = norm_pre_.forward(y);
-    return head_(y);
+    return classify(head_->pre_logits(y), head_->fc);
   }
 
   std::vector<std::string> flattened_children() const override { return {"stem", "stages"}; }
   std::string first_conv() const override { return "stem.0"; }
 
  private:
-  std::string name_;
-  bool features_only_;
   nn::Sequential stem_{nullptr}, stages_{nullptr};
   nn::AnyModule norm_pre_;
   ConvNeXtHead head_{nullptr};

@@ -64,7 +64,7 @@ constexpr int64_t kBnSize = 4;
 class DenseNetImpl : public BackboneImpl {
  public:
   DenseNetImpl(const std::string& name, const DenseNetConfig& cfg, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, args) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
@@ -83,8 +83,8 @@ class DenseNetImpl : public BackboneImpl {
     feature_info_.push_back({"features.norm5", chs, reduction});
 
     const auto n_features = static_cast<int64_t>(feature_info_.size());
-    const int64_t last = layers::last_feature_index(args, n_features);
-    const std::string last_module = feature_info_[static_cast<size_t>(std::min(last, n_features - 1))].module;
+    const std::string last_module =
+        feature_info_[static_cast<size_t>(layers::last_feature_index(args, n_features, name))].module;
 
     features_ = register_module("features", nn::Sequential());
     auto add = [&](const std::string& child, nn::AnyModule module) {
@@ -129,7 +129,7 @@ class DenseNetImpl : public BackboneImpl {
     };
     build();
 
-    if (!features_only_ && args.num_classes() > 0)
+    if (!args.features_only() && args.num_classes() > 0)
       classifier_ = register_module("classifier", nn::Linear(chs, args.num_classes()));
   }
 
@@ -138,7 +138,7 @@ class DenseNetImpl : public BackboneImpl {
     int64_t available = 0;
     for (const auto& f : feature_info_)
       available += std::count(child_names_.begin(), child_names_.end(), f.module) > 0 ? 1 : 0;
-    layers::check_feature_indices(indices, available, name_);
+    layers::check_feature_indices(indices, available, model_name());
     std::vector<torch::Tensor> out;
     auto y = x;
     for (size_t c = 0; out.size() < indices.size(); ++c) {
@@ -149,17 +149,14 @@ class DenseNetImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
-    auto y = features_->forward(x).mean({2, 3});
-    return classifier_ ? classifier_(y) : y;
+    check_classifier();
+    return pool_and_classify(features_->forward(x), classifier_);
   }
 
   std::vector<std::string> flattened_children() const override { return {"features"}; }
   std::string first_conv() const override { return "features.conv0"; }
 
  private:
-  std::string name_;
-  bool features_only_;
   nn::Sequential features_{nullptr};
   std::vector<nn::AnyModule> children_;   // the children of `features`, in order
   std::vector<std::string> child_names_;  // dotted names of the children of `features`, in order

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "timm/families.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 
 namespace smp::timm {
@@ -25,10 +26,11 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1, int64_t 
   return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups).bias(false));
 }
 
-// A block or a tree: both take the input, an optional shortcut and the aggregation children.
+// A block or a tree: both take the input, an optional shortcut (undefined: the block's own input)
+// and the aggregation children.
 class NodeImpl : public nn::Module {
  public:
-  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor* shortcut,
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& shortcut,
                                 std::vector<torch::Tensor>* children) = 0;
 };
 using Node = std::shared_ptr<NodeImpl>;
@@ -41,9 +43,9 @@ class BasicImpl : public NodeImpl {
     conv2 = register_module("conv2", conv(out, out, 3));
     bn2 = register_module("bn2", nn::BatchNorm2d(out));
   }
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor* shortcut, std::vector<torch::Tensor>*) override {
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& shortcut, std::vector<torch::Tensor>*) override {
     auto y = bn2(conv2(torch::relu(bn1(conv1(x)))));
-    return torch::relu(y + (shortcut ? *shortcut : x));
+    return torch::relu(y + (shortcut.defined() ? shortcut : x));
   }
 
  private:
@@ -68,11 +70,11 @@ class BottleneckImpl : public NodeImpl {
     conv3 = register_module("conv3", conv(mid, out, 1));
     bn3 = register_module("bn3", nn::BatchNorm2d(out));
   }
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor* shortcut, std::vector<torch::Tensor>*) override {
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& shortcut, std::vector<torch::Tensor>*) override {
     auto y = torch::relu(bn1(conv1(x)));
     y = torch::relu(bn2(conv2(y)));
     y = bn3(conv3(y));
-    return torch::relu(y + (shortcut ? *shortcut : x));
+    return torch::relu(y + (shortcut.defined() ? shortcut : x));
   }
 
  private:
@@ -97,7 +99,7 @@ class Bottle2neckImpl : public NodeImpl {
     conv3 = register_module("conv3", conv(width_ * kScale, out, 1));
     bn3 = register_module("bn3", nn::BatchNorm2d(out));
   }
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor* shortcut, std::vector<torch::Tensor>*) override {
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& shortcut, std::vector<torch::Tensor>*) override {
     auto y = torch::relu(bn1(conv1(x)));
     const auto parts = torch::split(y, width_, 1);
     std::vector<torch::Tensor> outs;
@@ -109,7 +111,7 @@ class Bottle2neckImpl : public NodeImpl {
     }
     outs.push_back(is_first_ ? torch::avg_pool2d(parts.back(), 3, stride_, 1) : parts.back());
     y = bn3(conv3(torch::cat(outs, 1)));
-    return torch::relu(y + (shortcut ? *shortcut : x));
+    return torch::relu(y + (shortcut.defined() ? shortcut : x));
   }
 
  private:
@@ -169,21 +171,21 @@ class TreeImpl : public NodeImpl {
     }
   }
 
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor*, std::vector<torch::Tensor>* children) override {
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor&, std::vector<torch::Tensor>* children) override {
     std::vector<torch::Tensor> own;
     if (!children) children = &own;
     auto bottom = stride_ > 1 ? torch::max_pool2d(x, stride_, stride_) : x;
     auto shortcut = project_ ? project_->forward(bottom) : bottom;
     if (level_root_) children->push_back(bottom);
-    auto x1 = tree1_->forward(x, &shortcut, nullptr);
+    auto x1 = tree1_->forward(x, shortcut, nullptr);
     if (root_) {
-      auto x2 = tree2_->forward(x1, nullptr, nullptr);
+      auto x2 = tree2_->forward(x1, torch::Tensor(), nullptr);
       std::vector<torch::Tensor> inputs{x2, x1};
       inputs.insert(inputs.end(), children->begin(), children->end());
       return root_(inputs);
     }
     children->push_back(x1);
-    return tree2_->forward(x1, nullptr, children);
+    return tree2_->forward(x1, torch::Tensor(), children);
   }
 
  private:
@@ -197,14 +199,14 @@ class TreeImpl : public NodeImpl {
 class DlaImpl : public BackboneImpl {
  public:
   DlaImpl(const std::string& name, const DlaConfig& cfg, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, args) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
     const auto& c = cfg.channels;
     for (int64_t i = 0; i < 6; ++i)
       feature_info_.push_back({"level" + std::to_string(i), c[static_cast<size_t>(i)], int64_t{1} << i});
-    const int64_t last = layers::last_feature_index(args, 6);
+    const int64_t last = layers::last_feature_index(args, 6, name);
     base_layer_ = register_module(
         "base_layer", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c[0], 7).padding(3).bias(false)),
                                      nn::BatchNorm2d(c[0]), nn::ReLU()));
@@ -215,7 +217,7 @@ class DlaImpl : public BackboneImpl {
       trees_.push_back(register_module("level" + std::to_string(i),
                                        std::make_shared<TreeImpl>(cfg.levels[u], c[u - 1], c[u], 2, i > 2, 0, cfg)));
     }
-    if (!features_only_ && args.num_classes() > 0)
+    if (!args.features_only() && args.num_classes() > 0)
       fc_ = register_module("fc", nn::Conv2d(nn::Conv2dOptions(c[5], args.num_classes(), 1)));
   }
 
@@ -223,20 +225,22 @@ class DlaImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(conv_levels_.size() + trees_.size()), name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(conv_levels_.size() + trees_.size()), model_name());
     std::vector<torch::Tensor> out;
     auto y = base_layer_->forward(x);
     for (int64_t level = 0; out.size() < indices.size(); ++level) {
       y = level < 2 ? conv_levels_[static_cast<size_t>(level)]->forward(y)
-                    : trees_[static_cast<size_t>(level - 2)]->forward(y, nullptr, nullptr);
+                    : trees_[static_cast<size_t>(level - 2)]->forward(y, torch::Tensor(), nullptr);
       if (level == indices[out.size()]) out.push_back(y);
     }
     return out;
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     auto y = forward_intermediates(x, {5}).front().mean({2, 3}, /*keepdim=*/true);
+    // fc is a 1x1 convolution, so the dropout is applied here rather than by classify().
+    y = layers::dropout(y, head_drop_rate(), is_training());
     return fc_ ? fc_(y).flatten(1) : y.flatten(1);
   }
 
@@ -253,8 +257,6 @@ class DlaImpl : public BackboneImpl {
     return level;
   }
 
-  std::string name_;
-  bool features_only_;
   nn::Sequential base_layer_{nullptr};
   std::vector<nn::Sequential> conv_levels_;
   std::vector<std::shared_ptr<TreeImpl>> trees_;

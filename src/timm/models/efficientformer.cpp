@@ -7,6 +7,7 @@
 
 #include "timm/layers/helpers.h"
 #include "timm/families.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/layer_scale.h"
 #include "timm/layers/mlp.h"
 
@@ -130,18 +131,19 @@ TORCH_MODULE(ConvMlpWithNorm);
 // PoolFormer block on NCHW maps: the token mixer is avg-pool(x) - x.
 class MetaBlock2dImpl : public nn::Module {
  public:
-  explicit MetaBlock2dImpl(int64_t dim) {
+  MetaBlock2dImpl(int64_t dim, double drop_path_rate) : drop_path_rate_(drop_path_rate) {
     ls1_ = register_module("ls1", layers::LayerScale2d(dim, kLayerScaleInit));
     mlp_ = register_module("mlp", ConvMlpWithNorm(dim, dim * kMlpRatio));
     ls2_ = register_module("ls2", layers::LayerScale2d(dim, kLayerScaleInit));
   }
   torch::Tensor forward(torch::Tensor x) {
     auto pooled = F::avg_pool2d(x, F::AvgPool2dFuncOptions(3).stride(1).padding(1).count_include_pad(false));
-    x = x + ls1_(pooled - x);
-    return x + ls2_(mlp_(x));
+    x = x + layers::drop_path(ls1_(pooled - x), drop_path_rate_, is_training());
+    return x + layers::drop_path(ls2_(mlp_(x)), drop_path_rate_, is_training());
   }
 
  private:
+  double drop_path_rate_;
   layers::LayerScale2d ls1_{nullptr}, ls2_{nullptr};
   ConvMlpWithNorm mlp_{nullptr};
 };
@@ -150,7 +152,7 @@ TORCH_MODULE(MetaBlock2d);
 // Transformer block on (B, N, C) tokens.
 class MetaBlock1dImpl : public nn::Module {
  public:
-  explicit MetaBlock1dImpl(int64_t dim) {
+  MetaBlock1dImpl(int64_t dim, double drop_path_rate) : drop_path_rate_(drop_path_rate) {
     norm1_ = register_module("norm1", nn::LayerNorm(nn::LayerNormOptions({dim})));
     token_mixer_ = register_module("token_mixer", Attention(dim));
     ls1_ = register_module("ls1", layers::LayerScale(dim, kLayerScaleInit));
@@ -159,11 +161,12 @@ class MetaBlock1dImpl : public nn::Module {
     ls2_ = register_module("ls2", layers::LayerScale(dim, kLayerScaleInit));
   }
   torch::Tensor forward(torch::Tensor x) {
-    x = x + ls1_(token_mixer_(norm1_(x)));
-    return x + ls2_(mlp_(norm2_(x)));
+    x = x + layers::drop_path(ls1_(token_mixer_(norm1_(x))), drop_path_rate_, is_training());
+    return x + layers::drop_path(ls2_(mlp_(norm2_(x))), drop_path_rate_, is_training());
   }
 
  private:
+  double drop_path_rate_;
   nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
   Attention token_mixer_{nullptr};
   layers::LayerScale ls1_{nullptr}, ls2_{nullptr};
@@ -171,20 +174,23 @@ class MetaBlock1dImpl : public nn::Module {
 };
 TORCH_MODULE(MetaBlock1d);
 
-// Optional downsample, then `depth` blocks of which the last `num_vit` are transformer blocks,
-// preceded by a Flat.
+// Optional downsample, then one block per stochastic depth rate, of which the last `num_vit` are
+// transformer blocks, preceded by a Flat.
 class StageImpl : public nn::Module {
  public:
-  StageImpl(int64_t dim, int64_t dim_out, int64_t depth, bool downsample, int64_t num_vit) {
+  StageImpl(int64_t dim, int64_t dim_out, const std::vector<double>& drop_path_rates, bool downsample,
+            int64_t num_vit) {
     if (downsample) downsample_ = register_module("downsample", Downsample(dim, dim_out));
+    const auto depth = static_cast<int64_t>(drop_path_rates.size());
     blocks_ = nn::Sequential();
     if (num_vit >= depth) blocks_->push_back(Flat());
     for (int64_t i = 0; i < depth; ++i) {
       const int64_t remaining = depth - i - 1;
+      const double drop_path_rate = drop_path_rates[static_cast<size_t>(i)];
       if (num_vit > remaining) {
-        blocks_->push_back(MetaBlock1d(dim_out));
+        blocks_->push_back(MetaBlock1d(dim_out, drop_path_rate));
       } else {
-        blocks_->push_back(MetaBlock2d(dim_out));
+        blocks_->push_back(MetaBlock2d(dim_out, drop_path_rate));
         if (num_vit > 0 && num_vit == remaining) blocks_->push_back(Flat());
       }
     }
@@ -212,7 +218,7 @@ struct EfficientFormerConfig {
 class EfficientFormerImpl : public BackboneImpl {
  public:
   EfficientFormerImpl(const std::string& name, const EfficientFormerConfig& cfg, const ModelArgs& args)
-      : name_(name) {
+      : BackboneImpl(name, args) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " does not support output_stride=" + std::to_string(args.output_stride()) +
                                   " (EfficientFormer has no dilated variant; use 32)");
@@ -221,24 +227,16 @@ class EfficientFormerImpl : public BackboneImpl {
 
     // features_only mirrors timm's prune_intermediate_layers: no final norm or heads, and no stages
     // after the last selected one.
-    int64_t num_stages = kNumStages;
-    if (args.features_only() && !args.out_indices().empty()) {
-      num_stages = 0;
-      for (auto i : args.out_indices()) {
-        if (i < -kNumStages || i >= kNumStages)
-          throw std::invalid_argument("out_indices entry " + std::to_string(i) + " is out of range: " + name +
-                                      " has " + std::to_string(kNumStages) + " stages (indices 0.." +
-                                      std::to_string(kNumStages - 1) + ")");
-        num_stages = std::max(num_stages, (i < 0 ? i + kNumStages : i) + 1);
-      }
-    }
+    const int64_t num_stages = layers::last_feature_index(args, kNumStages, name) + 1;
 
     stem_ = register_module("stem", Stem4(args.in_chans(), cfg.widths[0]));
+    const auto drop_path_rates =
+        layers::drop_path_rates(args.drop_path_rate(), std::vector<int64_t>(cfg.depths.begin(), cfg.depths.end()));
     auto stages = register_module("stages", nn::ModuleList());
     for (int64_t i = 0; i < num_stages; ++i) {
       const int64_t in = i == 0 ? cfg.widths[0] : cfg.widths[i - 1];
-      stages_.push_back(
-          Stage(in, cfg.widths[i], cfg.depths[i], /*downsample=*/i > 0, i == kNumStages - 1 ? cfg.num_vit : 0));
+      stages_.push_back(Stage(in, cfg.widths[i], drop_path_rates[static_cast<size_t>(i)], /*downsample=*/i > 0,
+                              i == kNumStages - 1 ? cfg.num_vit : 0));
       stages->push_back(stages_.back());
     }
     if (args.features_only()) return;
@@ -254,7 +252,7 @@ class EfficientFormerImpl : public BackboneImpl {
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
     const auto built = static_cast<int64_t>(stages_.size());
-    layers::check_feature_indices(indices, built, name_);
+    layers::check_feature_indices(indices, built, model_name());
     std::vector<torch::Tensor> out;
     auto y = stem_(x);
     for (int64_t i = 0; out.size() < indices.size(); ++i) {
@@ -268,10 +266,11 @@ class EfficientFormerImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (!norm_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     auto y = stem_(x);
     for (auto& stage : stages_) y = std::get<0>(stage(y));
-    auto pooled = norm_(y).mean(1);
+    // One dropout feeds both classifiers, so classify() (a dropout per classifier) does not fit.
+    auto pooled = layers::dropout(norm_(y).mean(1), head_drop_rate(), is_training());
     // The distilled model averages its two classifiers at inference.
     return head_ ? (head_(pooled) + head_dist_(pooled)) / 2 : pooled;
   }
@@ -280,7 +279,6 @@ class EfficientFormerImpl : public BackboneImpl {
   FeatureWrap feature_wrap() const override { return FeatureWrap::kGetter; }
 
  private:
-  std::string name_;
   Stem4 stem_{nullptr};
   std::vector<Stage> stages_;
   nn::LayerNorm norm_{nullptr};

@@ -9,6 +9,7 @@
 #include "timm/layers/conv_norm_act.h"
 #include "timm/layers/create_aa.h"
 #include "timm/layers/create_conv2d.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/evo_norm.h"
 #include "timm/layers/global_context.h"
 #include "timm/layers/helpers.h"
@@ -257,6 +258,7 @@ struct BlockArgs {
   double se_rd_ratio = 0.0;  // 0 = no SE
   std::optional<double> layer_scale_init;
   std::optional<PrunedBlock> pruned;
+  double drop_path_rate = 0.0;  // stochastic depth of the residual branch (blocks with a skip only)
 };
 
 // Shared parts: optional SE, anti-aliasing and the residual.
@@ -274,15 +276,20 @@ class BlockBase : public nn::Module {
     }
     register_module("se", se_.ptr());
   }
+  void init_residual(const BlockArgs& a) {
+    has_skip_ = a.has_skip;
+    drop_path_rate_ = a.drop_path_rate;
+  }
   torch::Tensor se(const torch::Tensor& x) { return se_.is_empty() ? x : se_.forward(x); }
   torch::Tensor aa(const torch::Tensor& x) { return aa_ ? aa_(x) : x; }
   torch::Tensor residual(const torch::Tensor& y, const torch::Tensor& shortcut) const {
-    return has_skip_ ? y + shortcut : y;
+    return has_skip_ ? layers::drop_path(y, drop_path_rate_, is_training()) + shortcut : y;
   }
 
   nn::AnyModule se_;
   TensorFn aa_;
   bool has_skip_ = false;
+  double drop_path_rate_ = 0.0;
 };
 
 nn::AnyModule register_conv(nn::Module& m, const std::string& name, nn::AnyModule conv) {
@@ -319,7 +326,7 @@ SpaceToDepth make_s2d(nn::Module& m, const BlockArgs& a, int64_t in_chs) {
 class DepthwiseSeparableConvImpl : public BlockBase {
  public:
   explicit DepthwiseSeparableConvImpl(const BlockArgs& a) {
-    has_skip_ = a.has_skip;
+    init_residual(a);
     bool use_aa = !a.aa.empty() && a.stride > 1;
     int64_t in = a.in_chs;
     auto dw_kernel = a.def.dw_kernel;
@@ -365,7 +372,7 @@ TORCH_MODULE(DepthwiseSeparableConv);
 class InvertedResidualImpl : public BlockBase {
  public:
   explicit InvertedResidualImpl(const BlockArgs& a) {
-    has_skip_ = a.has_skip;
+    init_residual(a);
     bool use_aa = !a.aa.empty() && a.stride > 1;
     int64_t in = a.in_chs;
     auto dw_kernel = a.def.dw_kernel;
@@ -439,7 +446,7 @@ TORCH_MODULE(InvertedResidual);
 class EdgeResidualImpl : public BlockBase {
  public:
   explicit EdgeResidualImpl(const BlockArgs& a) {
-    has_skip_ = a.has_skip;
+    init_residual(a);
     const bool use_aa = !a.aa.empty() && a.stride > 1;
     const int64_t base = a.def.force_in_chs > 0 ? a.def.force_in_chs : a.in_chs;
     const int64_t mid = layers::make_divisible(static_cast<double>(base) * a.def.exp_ratio);
@@ -472,7 +479,7 @@ TORCH_MODULE(EdgeResidual);
 class ConvBnActImpl : public BlockBase {
  public:
   explicit ConvBnActImpl(const BlockArgs& a) {
-    has_skip_ = a.has_skip;
+    init_residual(a);
     const bool use_aa = !a.aa.empty() && a.stride > 1;
     conv_ = register_conv(*this, "conv",
                           layers::create_conv2d_pad(a.in_chs, a.out_chs, a.def.kernel,
@@ -521,7 +528,7 @@ class UniversalInvertedResidualImpl : public BlockBase {
     // The ConvNormAct layers use PyTorch-style padding and BatchNorm with default settings.
     if (!a.pad_type.empty() || a.norm.type != NormType::kBatchNorm || a.norm.eps != 1e-5)
       throw std::invalid_argument("UniversalInvertedResidual blocks support only default padding and BatchNorm");
-    has_skip_ = a.has_skip;
+    init_residual(a);
     const auto& d = a.def;
     if (d.dw_start) {
       dw_start_ = make_conv_norm(*this, "dw_start", a, a.in_chs, a.in_chs, d.dw_start, d.dw_mid ? 1 : a.stride,
@@ -565,7 +572,7 @@ TORCH_MODULE(UniversalInvertedResidual);
 class MobileAttentionImpl : public BlockBase {
  public:
   explicit MobileAttentionImpl(const BlockArgs& a) {
-    has_skip_ = a.has_skip;
+    init_residual(a);
     const auto& d = a.def;
     norm_ = register_norm(*this, "norm", create_norm_act(a.norm, a.in_chs, a.act, false));
     if (d.type == "mqa") {
@@ -620,10 +627,14 @@ struct BuiltStages {
   int64_t out_chs = 0;
 };
 
-BuiltStages build_stages(const ModelConfig& cfg, int64_t in_chs, int64_t output_stride) {
+BuiltStages build_stages(const ModelConfig& cfg, int64_t in_chs, int64_t output_stride, double drop_path_rate) {
   BuiltStages out;
   const auto& arch = cfg.blocks;
   if (arch.empty() || arch[0].empty()) throw std::invalid_argument("an EfficientNet needs at least one block");
+  // timm's builder scales stochastic depth by block index / block count, so even the last block stays
+  // below drop_path_rate.
+  int64_t num_blocks = 0, block_index = 0;
+  for (const auto& stage_defs : arch) num_blocks += static_cast<int64_t>(stage_defs.size());
   int64_t current_stride = 2, current_dilation = 1;
   if (arch[0][0].stride > 1) {
     out.features.push_back({"bn1", in_chs, current_stride});
@@ -683,6 +694,7 @@ BuiltStages build_stages(const ModelConfig& cfg, int64_t in_chs, int64_t output_
       a.norm = cfg.norm;
       a.se = cfg.se;
       a.layer_scale_init = cfg.layer_scale_init;
+      a.drop_path_rate = drop_path_rate * static_cast<double>(block_index++) / static_cast<double>(num_blocks);
       if (d.se_ratio > 0.0) {
         double ratio = d.se_ratio;
         if (!cfg.se_from_exp) ratio /= d.exp_ratio;
@@ -713,14 +725,14 @@ BuiltStages build_stages(const ModelConfig& cfg, int64_t in_chs, int64_t output_
 class EfficientNetImpl : public BackboneImpl {
  public:
   EfficientNetImpl(const std::string& name, const ModelConfig& cfg, const ModelArgs& args)
-      : name_(name), head_(cfg.head), features_only_(args.features_only()) {
+      : BackboneImpl(name, args), head_(cfg.head) {
     const int64_t stem = cfg.fix_stem ? cfg.stem_size : cfg.round_chs(static_cast<double>(cfg.stem_size));
     conv_stem_ = register_conv(*this, "conv_stem",
                                layers::create_conv2d_pad(args.in_chans(), stem, cfg.stem_kernel_size,
                                                          ConvArgs().stride(2).padding(cfg.pad_type)));
     bn1_ = register_norm(*this, "bn1", create_norm_act(cfg.norm, stem, cfg.act));
 
-    auto built = build_stages(cfg, stem, args.output_stride());
+    auto built = build_stages(cfg, stem, args.output_stride(), args.drop_path_rate());
     blocks_ = register_module("blocks", nn::ModuleList());
     for (auto& s : built.stages) {
       blocks_->push_back(s);
@@ -729,7 +741,7 @@ class EfficientNetImpl : public BackboneImpl {
     feature_info_ = built.features;
     feature_stage_ = built.feature_stage;
 
-    if (features_only_) return;
+    if (args.features_only()) return;
     const int64_t head_chs = built.out_chs;
     if (head_ == HeadType::kEfficientNet) {
       num_features_ = head_chs;
@@ -764,7 +776,7 @@ class EfficientNetImpl : public BackboneImpl {
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
     const auto n = static_cast<int64_t>(feature_info_.size());
-    layers::check_feature_indices(indices, n, name_);
+    layers::check_feature_indices(indices, n, model_name());
     std::vector<torch::Tensor> out;
     if (indices.empty()) return out;
     auto y = stem(x);
@@ -784,18 +796,17 @@ class EfficientNetImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     auto y = stem(x);
     for (auto& s : stages_) y = s->forward(y);
     if (head_ == HeadType::kEfficientNet) {
       if (!conv_head_.is_empty()) y = norm_head_.forward(conv_head_.forward(y));
-      y = y.mean({2, 3});
-    } else {
-      y = conv_head_.forward(y.mean({2, 3}, /*keepdim=*/true));
-      y = norm_head_.is_empty() ? act2_(y) : norm_head_.forward(y);
-      y = y.flatten(1);
+      return pool_and_classify(y, classifier_);
     }
-    return classifier_ ? classifier_(y) : y;
+    // MobileNetV3: the 1x1 head conv runs on the pooled map.
+    y = conv_head_.forward(y.mean({2, 3}, /*keepdim=*/true));
+    y = norm_head_.is_empty() ? act2_(y) : norm_head_.forward(y);
+    return classify(y.flatten(1), classifier_);
   }
 
   std::string first_conv() const override { return "conv_stem"; }
@@ -803,9 +814,7 @@ class EfficientNetImpl : public BackboneImpl {
  private:
   torch::Tensor stem(const torch::Tensor& x) { return bn1_.forward(conv_stem_.forward(x)); }
 
-  std::string name_;
   HeadType head_;
-  bool features_only_;
   nn::AnyModule conv_stem_, bn1_, conv_head_, norm_head_;
   layers::ActFn act2_;
   nn::ModuleList blocks_{nullptr};

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "timm/families.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/mlp.h"
 #include "timm/layers/pos_embed.h"
@@ -83,7 +84,7 @@ TORCH_MODULE(EvaAttention);
 
 class EvaBlockImpl : public nn::Module {
  public:
-  explicit EvaBlockImpl(const EvaConfig& c) {
+  EvaBlockImpl(const EvaConfig& c, double drop_path_rate) : drop_path_rate_(drop_path_rate) {
     const auto dim = c.embed_dim;
     norm1 = register_module("norm1", layer_norm(dim));
     attn = register_module("attn", EvaAttention(dim, c));
@@ -97,11 +98,12 @@ class EvaBlockImpl : public nn::Module {
     register_module("mlp", mlp.ptr());
   }
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& rope) {
-    x = x + attn(norm1(x), rope);
-    return x + mlp.forward(norm2(x));
+    x = x + layers::drop_path(attn(norm1(x), rope), drop_path_rate_, is_training());
+    return x + layers::drop_path(mlp.forward(norm2(x)), drop_path_rate_, is_training());
   }
 
  private:
+  double drop_path_rate_;
   nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   EvaAttention attn{nullptr};
   nn::AnyModule mlp;
@@ -111,7 +113,7 @@ TORCH_MODULE(EvaBlock);
 class EvaImpl : public BackboneImpl {
  public:
   EvaImpl(const std::string& name, const EvaConfig& c, const ModelArgs& args)
-      : name_(name), cfg_(c), features_only_(args.features_only()), grid_(c.img_size / c.patch_size) {
+      : BackboneImpl(name, args), cfg_(c), grid_(c.img_size / c.patch_size) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " has no output_stride option (its features all have reduction " +
                                   std::to_string(c.patch_size) + "); got " + std::to_string(args.output_stride()));
@@ -122,15 +124,11 @@ class EvaImpl : public BackboneImpl {
         "proj", nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c.embed_dim, c.patch_size).stride(c.patch_size)));
     for (int64_t i = 0; i < c.depth; ++i)
       feature_info_.push_back({"blocks." + std::to_string(i), c.embed_dim, c.patch_size});
-    int64_t n_blocks = c.depth;
-    if (features_only_ && !args.out_indices().empty()) {
-      n_blocks = 0;
-      for (auto i : args.out_indices()) n_blocks = std::max(n_blocks, (i < 0 ? i + c.depth : i) + 1);
-      n_blocks = std::min(n_blocks, c.depth);
-    }
+    const int64_t n_blocks = layers::last_feature_index(args, c.depth, name) + 1;
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), {c.depth}).front();
     blocks_ = register_module("blocks", nn::ModuleList());
-    for (int64_t i = 0; i < n_blocks; ++i) blocks_->push_back(EvaBlock(c));
-    if (features_only_) return;
+    for (int64_t i = 0; i < n_blocks; ++i) blocks_->push_back(EvaBlock(c, drop_path_rates[static_cast<size_t>(i)]));
+    if (args.features_only()) return;
     if (c.global_pool == "avg")
       fc_norm_ = register_module("fc_norm", layer_norm(c.embed_dim));
     else
@@ -158,13 +156,13 @@ class EvaImpl : public BackboneImpl {
   int64_t num_prefix_tokens() const override { return 1; }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     int64_t gh = 0, gw = 0;
     torch::Tensor rope;
     auto t = embed(x, gh, gw, rope);
     for (const auto& block : *blocks_) t = block->as<EvaBlock>()->forward(t, rope);
     torch::Tensor pooled = norm_ ? norm_(t).select(1, 0) : fc_norm_(t.slice(1, 1).mean(1));
-    return head_ ? head_(pooled) : pooled;
+    return classify(pooled, head_);
   }
 
   std::string first_conv() const override { return "patch_embed.proj"; }
@@ -172,7 +170,7 @@ class EvaImpl : public BackboneImpl {
  private:
   std::vector<torch::Tensor> intermediates(const torch::Tensor& x, const std::vector<int64_t>& indices,
                                            std::vector<torch::Tensor>* prefix_tokens) {
-    layers::check_feature_indices(indices, static_cast<int64_t>(blocks_->size()), name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(blocks_->size()), model_name());
     int64_t gh = 0, gw = 0;
     torch::Tensor rope;
     auto t = embed(x, gh, gw, rope);
@@ -190,7 +188,7 @@ class EvaImpl : public BackboneImpl {
   torch::Tensor embed(const torch::Tensor& x, int64_t& gh, int64_t& gw, torch::Tensor& rope) {
     const auto p = cfg_.patch_size;
     if (x.size(2) % p != 0 || x.size(3) % p != 0)
-      throw std::invalid_argument(name_ + ": input height and width must be divisible by the patch size " +
+      throw std::invalid_argument(model_name() + ": input height and width must be divisible by the patch size " +
                                   std::to_string(p) + ", got " + std::to_string(x.size(2)) + "x" +
                                   std::to_string(x.size(3)));
     auto t = proj_(x);
@@ -203,9 +201,7 @@ class EvaImpl : public BackboneImpl {
     return t;
   }
 
-  std::string name_;
   EvaConfig cfg_;
-  bool features_only_;
   int64_t grid_;
   torch::Tensor cls_token_, pos_embed_;
   nn::Conv2d proj_{nullptr};

@@ -8,6 +8,7 @@
 #include "timm/layers/attention.h"
 #include "timm/layers/attention_modules.h"
 #include "timm/layers/conv_norm_act.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/mlp.h"
 #include "timm/layers/mobileone.h"
@@ -184,17 +185,18 @@ TORCH_MODULE(ConvMlp);
 
 class RepMixerBlockImpl : public nn::Module {
  public:
-  RepMixerBlockImpl(int64_t dim, int64_t mlp_ratio) {
+  RepMixerBlockImpl(int64_t dim, int64_t mlp_ratio, double drop_path_rate) : drop_path_rate_(drop_path_rate) {
     token_mixer_ = register_module("token_mixer", RepMixer(dim));
     mlp_ = register_module("mlp", ConvMlp(dim, dim * mlp_ratio));
     layer_scale_ = register_module("layer_scale", LayerScale2d(dim));
   }
   torch::Tensor forward(torch::Tensor x) {
     x = token_mixer_(x);
-    return x + layer_scale_(mlp_(x));
+    return x + layers::drop_path(layer_scale_(mlp_(x)), drop_path_rate_, is_training());
   }
 
  private:
+  double drop_path_rate_;
   RepMixer token_mixer_{nullptr};
   ConvMlp mlp_{nullptr};
   LayerScale2d layer_scale_{nullptr};
@@ -204,7 +206,8 @@ TORCH_MODULE(RepMixerBlock);
 // Multi-head self-attention (head dim 32, no qkv bias) over the H*W positions of a normalised map.
 class AttentionBlockImpl : public nn::Module {
  public:
-  AttentionBlockImpl(int64_t dim, int64_t mlp_ratio, bool layer_norm) {
+  AttentionBlockImpl(int64_t dim, int64_t mlp_ratio, bool layer_norm, double drop_path_rate)
+      : drop_path_rate_(drop_path_rate) {
     if (layer_norm)
       norm_ = nn::AnyModule(layers::LayerNorm2d(dim, 1e-5));
     else
@@ -220,11 +223,12 @@ class AttentionBlockImpl : public nn::Module {
     const auto B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
     auto tokens = norm_.forward(x).flatten(2).transpose(1, 2);
     auto mixed = token_mixer_(tokens).transpose(1, 2).reshape({B, C, H, W});
-    x = x + layer_scale_1_(mixed);
-    return x + layer_scale_2_(mlp_(x));
+    x = x + layers::drop_path(layer_scale_1_(mixed), drop_path_rate_, is_training());
+    return x + layers::drop_path(layer_scale_2_(mlp_(x)), drop_path_rate_, is_training());
   }
 
  private:
+  double drop_path_rate_;
   nn::AnyModule norm_;
   layers::Attention token_mixer_{nullptr};
   LayerScale2d layer_scale_1_{nullptr}, layer_scale_2_{nullptr};
@@ -247,19 +251,20 @@ class PatchEmbedImpl : public nn::Module {
 };
 TORCH_MODULE(PatchEmbed);
 
-// Optional downsampling, optional conditional position encoding (before attention), then the blocks.
+// Optional downsampling, optional conditional position encoding (before attention), then one block
+// per stochastic depth rate.
 class FastVitStageImpl : public nn::Module {
  public:
-  FastVitStageImpl(int64_t dim, int64_t dim_out, int64_t depth, bool downsample, bool attention, bool se_downsample,
-                   const FastVitConfig& c) {
+  FastVitStageImpl(int64_t dim, int64_t dim_out, const std::vector<double>& drop_path_rates, bool downsample,
+                   bool attention, bool se_downsample, const FastVitConfig& c) {
     if (downsample) downsample_ = register_module("downsample", PatchEmbed(dim, dim_out, se_downsample, c.lkc_use_act));
     if (attention) pos_emb_ = register_module("pos_emb", RepConditionalPosEnc(dim_out));
     blocks_ = register_module("blocks", nn::Sequential());
-    for (int64_t i = 0; i < depth; ++i) {
+    for (const double rate : drop_path_rates) {
       if (attention)
-        blocks_->push_back(AttentionBlock(dim_out, c.mlp_ratio, c.layer_norm));
+        blocks_->push_back(AttentionBlock(dim_out, c.mlp_ratio, c.layer_norm, rate));
       else
-        blocks_->push_back(RepMixerBlock(dim_out, c.mlp_ratio));
+        blocks_->push_back(RepMixerBlock(dim_out, c.mlp_ratio, rate));
     }
   }
 
@@ -279,7 +284,7 @@ TORCH_MODULE(FastVitStage);
 class FastVitImpl : public BackboneImpl {
  public:
   FastVitImpl(const std::string& name, const FastVitConfig& c, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, args) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
@@ -296,19 +301,21 @@ class FastVitImpl : public BackboneImpl {
 
     // features_only builds the stages up to the last selected one (timm's default selection is the
     // first four stages, also for the five-stage models).
-    const int64_t last = !features_only_           ? num_stages - 1
-                         : args.out_indices().empty() ? int64_t{3}
-                                                      : layers::last_feature_index(args, num_stages);
+    const int64_t last = args.features_only() && args.out_indices().empty()
+                             ? int64_t{3}
+                             : layers::last_feature_index(args, num_stages, name);
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), c.depths);
     stages_ = register_module("stages", nn::Sequential());
     int64_t prev = c.dims[0];
     for (int64_t i = 0; i <= last && i < num_stages; ++i) {
       const bool attention = i >= num_stages - c.attention_stages;
       const bool se = c.se_downsample && i >= 2;
       // Every stage but the first halves the resolution.
-      stages_->push_back(FastVitStage(prev, c.dims[i], c.depths[i], /*downsample=*/i > 0, attention, se, c));
+      stages_->push_back(FastVitStage(prev, c.dims[i], drop_path_rates[static_cast<size_t>(i)], /*downsample=*/i > 0,
+                                      attention, se, c));
       prev = c.dims[i];
     }
-    if (features_only_) return;
+    if (args.features_only()) return;
 
     final_conv_ = register_module(
         "final_conv", layers::MobileOneBlock(mobileone(prev, 2 * prev, 3).groups(prev),
@@ -323,7 +330,7 @@ class FastVitImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(stages_->size()), name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(stages_->size()), model_name());
     std::vector<torch::Tensor> out;
     auto y = stem_->forward(x);
     for (int64_t i = 0; out.size() < indices.size(); ++i) {
@@ -334,17 +341,14 @@ class FastVitImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
-    auto y = final_conv_(stages_->forward(stem_->forward(x))).mean({2, 3});
-    return fc_ ? fc_(y) : y;
+    check_classifier();
+    return pool_and_classify(final_conv_(stages_->forward(stem_->forward(x))), fc_);
   }
 
   std::vector<std::string> flattened_children() const override { return {"stem", "stages"}; }
   std::string first_conv() const override { return "stem.0.conv_kxk.0.conv"; }
 
  private:
-  std::string name_;
-  bool features_only_;
   nn::Sequential stem_{nullptr}, stages_{nullptr};
   layers::MobileOneBlock final_conv_{nullptr};
   nn::Linear fc_{nullptr};

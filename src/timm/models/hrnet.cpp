@@ -129,7 +129,7 @@ const std::vector<int64_t> kHeadChannels = {32, 64, 128, 256};
 class HrnetImpl : public BackboneImpl {
  public:
   HrnetImpl(const std::string& name, const HrnetConfig& cfg, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, args) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
@@ -161,7 +161,7 @@ class HrnetImpl : public BackboneImpl {
     incre_modules = register_module("incre_modules", nn::ModuleList());
     for (size_t i = 0; i < pre.size(); ++i)
       incre_modules->push_back(make_layer(BlockKind::kBottleneck, pre[i], kHeadChannels[i], 1));
-    if (features_only_) return;
+    if (args.features_only()) return;
     downsamp_modules = register_module("downsamp_modules", nn::ModuleList());
     for (size_t i = 0; i + 1 < pre.size(); ++i)
       downsamp_modules->push_back(conv_bn(kHeadChannels[i] * 4, kHeadChannels[i + 1] * 4, 3, 2, true, cfg.head_conv_bias));
@@ -174,7 +174,7 @@ class HrnetImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, 5, name_);
+    layers::check_feature_indices(indices, 5, model_name());
     std::vector<torch::Tensor> out;
     auto y = torch::relu(bn1(conv1(x)));
     if (indices.front() == 0) out.push_back(y);
@@ -186,13 +186,12 @@ class HrnetImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     const auto branches = incre(torch::relu(bn1(conv1(x))));
     auto y = branches[0];
     for (size_t i = 1; i < branches.size(); ++i)
       y = branches[i] + downsamp_modules[i - 1]->as<Block>()->forward(y);
-    y = final_layer->forward(y).mean({2, 3});
-    return classifier ? classifier(y) : y;
+    return pool_and_classify(final_layer->forward(y), classifier);
   }
 
   std::string first_conv() const override { return "conv1"; }
@@ -237,8 +236,6 @@ class HrnetImpl : public BackboneImpl {
     return yl;
   }
 
-  std::string name_;
-  bool features_only_;
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
   nn::Sequential layer1{nullptr};

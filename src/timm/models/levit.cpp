@@ -8,6 +8,7 @@
 
 #include "timm/families.h"
 #include "timm/layers/activations.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 
 namespace smp::timm {
@@ -187,16 +188,18 @@ TORCH_MODULE(LevitMlp);
 
 class LevitBlockImpl : public nn::Module {
  public:
-  LevitBlockImpl(int64_t dim, int64_t heads, int64_t res, const LevitConfig& c) {
+  LevitBlockImpl(int64_t dim, int64_t heads, int64_t res, const LevitConfig& c, double drop_path_rate)
+      : drop_path_rate_(drop_path_rate) {
     attn = register_module("attn", LevitAttention(dim, c.key_dim, heads, 2.0, res, c));
     mlp = register_module("mlp", LevitMlp(dim, 2 * dim, c));
   }
   torch::Tensor forward(torch::Tensor x) {
-    x = x + attn(x);
-    return x + mlp(x);
+    x = x + layers::drop_path(attn(x), drop_path_rate_, is_training());
+    return x + layers::drop_path(mlp(x), drop_path_rate_, is_training());
   }
 
  private:
+  double drop_path_rate_;
   LevitAttention attn{nullptr};
   LevitMlp mlp{nullptr};
 };
@@ -204,30 +207,34 @@ TORCH_MODULE(LevitBlock);
 
 class LevitDownsampleImpl : public nn::Module {
  public:
-  LevitDownsampleImpl(int64_t in, int64_t out, int64_t res, const LevitConfig& c) {
+  LevitDownsampleImpl(int64_t in, int64_t out, int64_t res, const LevitConfig& c, double drop_path_rate)
+      : drop_path_rate_(drop_path_rate) {
     attn_downsample = register_module("attn_downsample", AttentionDownsample(in, out, c.key_dim, in / c.key_dim, res, c));
     mlp = register_module("mlp", LevitMlp(out, 2 * out, c));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto y = attn_downsample(x);
-    return y + mlp(y);
+    return y + layers::drop_path(mlp(y), drop_path_rate_, is_training());
   }
 
  private:
+  double drop_path_rate_;
   AttentionDownsample attn_downsample{nullptr};
   LevitMlp mlp{nullptr};
 };
 TORCH_MODULE(LevitDownsample);
 
+// timm gives every residual branch of LeViT the same stochastic depth rate (no per-block schedule).
 class LevitStageImpl : public nn::Module {
  public:
-  LevitStageImpl(int64_t in, int64_t out, int64_t depth, int64_t heads, int64_t& res, const LevitConfig& c) {
+  LevitStageImpl(int64_t in, int64_t out, int64_t depth, int64_t heads, int64_t& res, const LevitConfig& c,
+                 double drop_path_rate) {
     if (in != out) {
-      downsample = register_module("downsample", LevitDownsample(in, out, res, c));
+      downsample = register_module("downsample", LevitDownsample(in, out, res, c, drop_path_rate));
       res = (res - 1) / 2 + 1;
     }
     blocks = register_module("blocks", nn::Sequential());
-    for (int64_t i = 0; i < depth; ++i) blocks->push_back(LevitBlock(out, heads, res, c));
+    for (int64_t i = 0; i < depth; ++i) blocks->push_back(LevitBlock(out, heads, res, c, drop_path_rate));
   }
   torch::Tensor forward(torch::Tensor x) {
     if (downsample) x = downsample(x);
@@ -240,16 +247,17 @@ class LevitStageImpl : public nn::Module {
 };
 TORCH_MODULE(LevitStage);
 
-// timm's NormLinear head: BatchNorm1d then Linear.
+// timm's NormLinear head: BatchNorm1d, dropout, then Linear.
 class NormLinearImpl : public nn::Module {
  public:
-  NormLinearImpl(int64_t in, int64_t out) {
+  NormLinearImpl(int64_t in, int64_t out, double drop_rate) : drop_rate_(drop_rate) {
     bn = register_module("bn", nn::BatchNorm1d(in));
     linear = register_module("linear", nn::Linear(in, out));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return linear(bn(x)); }
+  torch::Tensor forward(const torch::Tensor& x) { return linear(layers::dropout(bn(x), drop_rate_, is_training())); }
 
  private:
+  double drop_rate_;
   nn::BatchNorm1d bn{nullptr};
   nn::Linear linear{nullptr};
 };
@@ -258,7 +266,7 @@ TORCH_MODULE(NormLinear);
 class LevitImpl : public BackboneImpl {
  public:
   LevitImpl(const std::string& name, const LevitConfig& c, const ModelArgs& args)
-      : name_(name), cfg_(c), features_only_(args.features_only()) {
+      : BackboneImpl(name, args), cfg_(c) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
@@ -275,18 +283,20 @@ class LevitImpl : public BackboneImpl {
     const int64_t stride = c.stem8 ? 8 : 16;
     res_ = kImgSize / stride;
     const auto n = static_cast<int64_t>(c.embed_dim.size());
-    const int64_t last = layers::last_feature_index(args, n);
+    const int64_t last = layers::last_feature_index(args, n, name);
     stages = register_module("stages", nn::Sequential());
     int64_t res = res_;
     for (int64_t i = 0; i < n; ++i) {
       const auto u = static_cast<size_t>(i);
       feature_info_.push_back({"stages." + std::to_string(i), c.embed_dim[u], stride << i});
       if (i <= last)
-        stages->push_back(LevitStage(i == 0 ? d0 : c.embed_dim[u - 1], c.embed_dim[u], c.depth[u], c.num_heads[u], res, c));
+        stages->push_back(LevitStage(i == 0 ? d0 : c.embed_dim[u - 1], c.embed_dim[u], c.depth[u], c.num_heads[u],
+                                     res, c, args.drop_path_rate()));
     }
-    if (features_only_ || args.num_classes() <= 0) return;
-    head = register_module("head", NormLinear(c.embed_dim.back(), args.num_classes()));
-    if (c.distilled) head_dist = register_module("head_dist", NormLinear(c.embed_dim.back(), args.num_classes()));
+    if (args.features_only() || args.num_classes() <= 0) return;
+    head = register_module("head", NormLinear(c.embed_dim.back(), args.num_classes(), args.drop_rate()));
+    // As in timm, only the first head has dropout.
+    if (c.distilled) head_dist = register_module("head_dist", NormLinear(c.embed_dim.back(), args.num_classes(), 0.0));
   }
 
   FeatureWrap feature_wrap() const override { return cfg_.use_conv ? FeatureWrap::kModuleList : FeatureWrap::kGetter; }
@@ -294,7 +304,7 @@ class LevitImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(stages->size()), name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(stages->size()), model_name());
     check_size(x);
     auto y = stem->forward(x);
     const auto b = y.size(0);
@@ -314,7 +324,7 @@ class LevitImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     check_size(x);
     auto y = stem->forward(x);
     if (!cfg_.use_conv) y = y.flatten(2).transpose(1, 2);
@@ -329,14 +339,12 @@ class LevitImpl : public BackboneImpl {
  private:
   void check_size(const torch::Tensor& x) const {
     if (x.size(2) != kImgSize || x.size(3) != kImgSize)
-      throw std::invalid_argument(name_ + " needs " + std::to_string(kImgSize) + "x" + std::to_string(kImgSize) +
+      throw std::invalid_argument(model_name() + " needs " + std::to_string(kImgSize) + "x" + std::to_string(kImgSize) +
                                   " inputs (its attention biases are learned per position of that grid); got " +
                                   std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)));
   }
 
-  std::string name_;
   LevitConfig cfg_;
-  bool features_only_;
   int64_t res_;
   Block stem{nullptr};
   nn::Sequential stages{nullptr};

@@ -3,6 +3,7 @@
 
 #include "timm/families.h"
 #include "timm/layers/activations.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/layer_scale.h"
 
@@ -71,7 +72,8 @@ TORCH_MODULE(Downsample);
 // fc1 splits into a gate, an identity part and a part convolved depthwise; fc2 merges them.
 class GatedConvBlockImpl : public nn::Module {
  public:
-  GatedConvBlockImpl(int64_t dim, const MambaOutConfig& c) : act_(layers::get_act(c.act)) {
+  GatedConvBlockImpl(int64_t dim, const MambaOutConfig& c, double drop_path_rate)
+      : act_(layers::get_act(c.act)), drop_path_rate_(drop_path_rate) {
     hidden_ = static_cast<int64_t>(c.expansion_ratio * static_cast<double>(dim));
     conv_channels_ = static_cast<int64_t>(c.conv_ratio * static_cast<double>(dim));
     norm = register_module("norm", layer_norm(dim));
@@ -86,12 +88,13 @@ class GatedConvBlockImpl : public nn::Module {
     auto parts = torch::split_with_sizes(fc1(norm(x)), {hidden_, hidden_ - conv_channels_, conv_channels_}, -1);
     auto convolved = to_nhwc(conv(to_nchw(parts[2])));
     auto y = fc2(act_(parts[0]) * torch::cat({parts[1], convolved}, -1));
-    return x + (ls ? ls(y) : y);
+    return x + layers::drop_path(ls ? ls(y) : y, drop_path_rate_, is_training());
   }
 
  private:
   int64_t hidden_, conv_channels_;
   layers::ActFn act_;
+  double drop_path_rate_;
   nn::LayerNorm norm{nullptr};
   nn::Linear fc1{nullptr}, fc2{nullptr};
   nn::Conv2d conv{nullptr};
@@ -101,10 +104,12 @@ TORCH_MODULE(GatedConvBlock);
 
 class MambaOutStageImpl : public nn::Module {
  public:
-  MambaOutStageImpl(int64_t in, int64_t out, int64_t depth, bool downsample_stage, const MambaOutConfig& c) {
+  // One block per stochastic depth rate.
+  MambaOutStageImpl(int64_t in, int64_t out, const std::vector<double>& drop_path_rates, bool downsample_stage,
+                    const MambaOutConfig& c) {
     if (downsample_stage) downsample = register_module("downsample", Downsample(in, out, c.downsample_norm_first));
     blocks = register_module("blocks", nn::Sequential());
-    for (int64_t i = 0; i < depth; ++i) blocks->push_back(GatedConvBlock(out, c));
+    for (const double rate : drop_path_rates) blocks->push_back(GatedConvBlock(out, c, rate));
   }
   torch::Tensor forward(torch::Tensor x) {  // NHWC
     if (downsample) x = downsample(x);
@@ -120,20 +125,22 @@ TORCH_MODULE(MambaOutStage);
 class MambaOutImpl : public BackboneImpl {
  public:
   MambaOutImpl(const std::string& name, const MambaOutConfig& c, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()), head_act_(layers::get_act("gelu")) {
+      : BackboneImpl(name, args), head_act_(layers::get_act("gelu")) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
     const auto n = static_cast<int64_t>(c.dims.size());
-    const int64_t last = layers::last_feature_index(args, n);
+    const int64_t last = layers::last_feature_index(args, n, name);
     stem = register_module("stem", Stem(args.in_chans(), c.dims[0], c));
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), c.depths);
     stages = register_module("stages", nn::Sequential());
     for (int64_t i = 0; i < n; ++i) {
       const auto u = static_cast<size_t>(i);
       feature_info_.push_back({"stages." + std::to_string(i), c.dims[u], int64_t{4} << i});
-      if (i <= last) stages->push_back(MambaOutStage(i == 0 ? c.dims[0] : c.dims[u - 1], c.dims[u], c.depths[u], i > 0, c));
+      if (i <= last)
+        stages->push_back(MambaOutStage(i == 0 ? c.dims[0] : c.dims[u - 1], c.dims[u], drop_path_rates[u], i > 0, c));
     }
-    if (features_only_) return;
+    if (args.features_only()) return;
     const auto dim = c.dims.back();
     auto head = register_module("head", std::make_shared<nn::Module>());
     head_norm_ = head->register_module("norm", layer_norm(dim));
@@ -145,7 +152,7 @@ class MambaOutImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(stages->size()), name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(stages->size()), model_name());
     std::vector<torch::Tensor> out;
     auto y = stem(x);
     for (int64_t i = 0; out.size() < indices.size(); ++i) {
@@ -156,18 +163,16 @@ class MambaOutImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     auto y = head_act_(pre_fc_(head_norm_(stages->forward(stem(x)).mean({1, 2}))));
     if (pre_norm_) y = pre_norm_(y);
-    return fc_ ? fc_(y) : y;
+    return classify(y, fc_);
   }
 
   std::vector<std::string> flattened_children() const override { return {"stages"}; }
   std::string first_conv() const override { return "stem.conv1"; }
 
  private:
-  std::string name_;
-  bool features_only_;
   layers::ActFn head_act_;
   Stem stem{nullptr};
   nn::Sequential stages{nullptr};

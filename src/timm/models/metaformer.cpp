@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "timm/families.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 
 namespace smp::timm {
@@ -151,8 +152,9 @@ TORCH_MODULE(MetaMlp);
 
 class MetaFormerBlockImpl : public nn::Module {
  public:
-  MetaFormerBlockImpl(int64_t dim, Mixer mixer, NormKind norm, const MetaFormerConfig& c, bool res_scale, bool nchw)
-      : mixer_kind_(mixer) {
+  MetaFormerBlockImpl(int64_t dim, Mixer mixer, NormKind norm, const MetaFormerConfig& c, bool res_scale, bool nchw,
+                      double drop_path_rate)
+      : mixer_kind_(mixer), drop_path_rate_(drop_path_rate) {
     norm1 = register_module("norm1", MetaNorm(norm, dim));
     if (mixer == Mixer::kSepConv) token_mixer = nn::AnyModule(SepConv(dim));
     if (mixer == Mixer::kAttention) token_mixer = nn::AnyModule(MixerAttention(dim));
@@ -171,13 +173,15 @@ class MetaFormerBlockImpl : public nn::Module {
     } else {
       y = token_mixer.forward(y);
     }
+    y = layers::drop_path(y, drop_path_rate_, is_training());
     x = (res_scale1 ? res_scale1(x) : x) + (layer_scale1 ? layer_scale1(y) : y);
-    y = mlp(norm2(x));
+    y = layers::drop_path(mlp(norm2(x)), drop_path_rate_, is_training());
     return (res_scale2 ? res_scale2(x) : x) + (layer_scale2 ? layer_scale2(y) : y);
   }
 
  private:
   Mixer mixer_kind_;
+  double drop_path_rate_;
   MetaNorm norm1{nullptr}, norm2{nullptr};
   nn::AnyModule token_mixer;
   MetaMlp mlp{nullptr};
@@ -207,13 +211,15 @@ TORCH_MODULE(Downsampling);
 
 class MetaFormerStageImpl : public nn::Module {
  public:
-  MetaFormerStageImpl(int64_t in, int64_t out, size_t index, const MetaFormerConfig& c)
+  // One block per stochastic depth rate.
+  MetaFormerStageImpl(int64_t in, int64_t out, size_t index, const MetaFormerConfig& c,
+                      const std::vector<double>& drop_path_rates)
       : nchw_(c.mixers[index] != Mixer::kAttention) {
     if (in != out) downsample = register_module("downsample", Downsampling(in, out, 3, 2, 1, true, c.downsample_norm));
     blocks = register_module("blocks", nn::Sequential());
     const bool res_scale = c.res_scale && index >= 2;
-    for (int64_t b = 0; b < c.depths[index]; ++b)
-      blocks->push_back(MetaFormerBlock(out, c.mixers[index], c.norms[index], c, res_scale, nchw_));
+    for (const double rate : drop_path_rates)
+      blocks->push_back(MetaFormerBlock(out, c.mixers[index], c.norms[index], c, res_scale, nchw_, rate));
   }
   torch::Tensor forward(torch::Tensor x) {
     if (downsample) x = downsample(x);
@@ -232,22 +238,26 @@ TORCH_MODULE(MetaFormerStage);
 
 class MetaFormerImpl : public BackboneImpl {
  public:
+  // timm's drop_rate acts in the MLP head only (before it and before its last layer); its linear head
+  // has no dropout, so the base's head_drop_rate() is 0 there.
   MetaFormerImpl(const std::string& name, const MetaFormerConfig& c, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, c.mlp_head ? args : ModelArgs(args).drop_rate(0.0)) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
     const auto n = static_cast<int64_t>(c.dims.size());
-    const int64_t last = layers::last_feature_index(args, n);
+    const int64_t last = layers::last_feature_index(args, n, name);
     stem = register_module("stem", Downsampling(args.in_chans(), c.dims[0], 7, 4, 2, false, c.downsample_norm));
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), c.depths);
     stages = register_module("stages", nn::Sequential());
     for (int64_t i = 0; i < n; ++i) {
       feature_info_.push_back({"stages." + std::to_string(i), c.dims[static_cast<size_t>(i)], int64_t{4} << i});
       if (i <= last)
         stages->push_back(MetaFormerStage(i == 0 ? c.dims[0] : c.dims[static_cast<size_t>(i - 1)],
-                                          c.dims[static_cast<size_t>(i)], static_cast<size_t>(i), c));
+                                          c.dims[static_cast<size_t>(i)], static_cast<size_t>(i), c,
+                                          drop_path_rates[static_cast<size_t>(i)]));
     }
-    if (features_only_) return;
+    if (args.features_only()) return;
     const auto dim = c.dims.back();
     auto head = register_module("head", std::make_shared<nn::Module>());
     head_norm_ = head->register_module("norm", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-6)));
@@ -264,7 +274,7 @@ class MetaFormerImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(stages->size()), name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(stages->size()), model_name());
     std::vector<torch::Tensor> out;
     auto y = stem(x);
     for (int64_t i = 0; out.size() < indices.size(); ++i) {
@@ -275,18 +285,17 @@ class MetaFormerImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     auto y = head_norm_(stages->forward(stem(x)).mean({2, 3}));
-    if (fc1_) return fc2_(mlp_norm_(torch::relu(fc1_(y)).pow(2)));
-    return fc2_ ? fc2_(y) : y;
+    // The MLP head: dropout, fc1, squared ReLU, norm, then classify() for the second dropout and fc2.
+    if (fc1_) y = mlp_norm_(torch::relu(fc1_(layers::dropout(y, head_drop_rate(), is_training()))).pow(2));
+    return classify(y, fc2_);
   }
 
   std::vector<std::string> flattened_children() const override { return {"stages"}; }
   std::string first_conv() const override { return "stem.conv"; }
 
  private:
-  std::string name_;
-  bool features_only_;
   Downsampling stem{nullptr};
   nn::Sequential stages{nullptr};
   nn::LayerNorm head_norm_{nullptr}, mlp_norm_{nullptr};

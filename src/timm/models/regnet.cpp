@@ -7,6 +7,7 @@
 #include "timm/layers/attention_modules.h"
 #include "timm/layers/conv2d_same.h"
 #include "timm/layers/conv_norm_act.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/norm_act.h"
 #include "timm/layers/pool2d_same.h"
@@ -98,6 +99,7 @@ struct BlockArgs {
   int64_t first_dilation, dilation;  // of the 3x3 conv; the shortcut adapts when they differ
   int64_t group_size;
   const RegNetConfig* cfg;
+  double drop_path_rate;  // stochastic depth of the residual branch
 
   int64_t bottleneck() const { return py_round(static_cast<double>(out) * cfg->bottle_ratio); }
   bool reshapes() const { return in != out || stride != 1 || first_dilation != dilation; }
@@ -141,6 +143,7 @@ class BlockBase : public nn::Module {
   }
   void init_shortcut(const BlockArgs& a, bool preact) {
     residual_ = !a.reshapes() || a.cfg->downsample != Shortcut::kNone;
+    drop_path_rate_ = a.drop_path_rate;
     if (a.reshapes() && residual_) {
       auto [module, fn] = make_shortcut(a, preact);
       register_module("downsample", module);
@@ -150,13 +153,14 @@ class BlockBase : public nn::Module {
   torch::Tensor se(const torch::Tensor& x) { return se_ ? se_(x) : x; }
   torch::Tensor add_shortcut(const torch::Tensor& x, const torch::Tensor& shortcut) {
     if (!residual_) return x;
-    return x + (downsample_ ? downsample_(shortcut) : shortcut);
+    return layers::drop_path(x, drop_path_rate_, is_training()) + (downsample_ ? downsample_(shortcut) : shortcut);
   }
 
  private:
   layers::SEModule se_{nullptr};
   TensorFn downsample_;
   bool residual_ = true;
+  double drop_path_rate_ = 0.0;
 };
 
 // 1x1 -> grouped 3x3 -> SE -> 1x1, each conv with norm (+ activation), activation after the sum.
@@ -231,18 +235,10 @@ constexpr int64_t kNumFeatures = 5;  // stem, s1..s4
 class RegNetImpl : public BackboneImpl {
  public:
   RegNetImpl(const std::string& name, const RegNetConfig& cfg, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()), preact_(cfg.preact) {
-    // features_only builds the stages up to the last requested feature, like timm's FeatureListNet.
-    int64_t num_stages = 4;
-    if (args.features_only() && !args.out_indices().empty()) {
-      num_stages = 0;
-      for (auto i : args.out_indices()) {
-        if (i < -kNumFeatures || i >= kNumFeatures)
-          throw std::invalid_argument("out_indices entry " + std::to_string(i) + " is out of range: " + name +
-                                      " has 5 features (indices 0..4)");
-        num_stages = std::max(num_stages, i < 0 ? i + kNumFeatures : i);
-      }
-    }
+      : BackboneImpl(name, args), preact_(cfg.preact) {
+    // features_only builds the stages up to the last requested feature, like timm's FeatureListNet
+    // (feature 0 is the stem, so that is also the number of stages).
+    const int64_t num_stages = layers::last_feature_index(args, kNumFeatures, name);
 
     if (cfg.preact) {
       stem_ = nn::AnyModule(
@@ -258,6 +254,9 @@ class RegNetImpl : public BackboneImpl {
 
     int64_t prev = cfg.stem_width, reduction = 2;
     const auto specs = stage_specs(name, cfg, args.output_stride());
+    std::vector<int64_t> depths;
+    for (const auto& s : specs) depths.push_back(s.depth);
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), depths);
     for (size_t si = 0; si < specs.size(); ++si) {
       const auto& s = specs[si];
       const std::string stage_name = "s" + std::to_string(si + 1);
@@ -273,7 +272,8 @@ class RegNetImpl : public BackboneImpl {
                             first_dilation,
                             s.dilation,
                             s.group_size,
-                            &cfg};
+                            &cfg,
+                            drop_path_rates[si][static_cast<size_t>(bi)]};
           std::string block_name = "b" + std::to_string(bi + 1);
           if (cfg.preact)
             stage->push_back(std::move(block_name), PreBottleneck(a));
@@ -307,7 +307,7 @@ class RegNetImpl : public BackboneImpl {
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
     const auto built = static_cast<int64_t>(stages_.size()) + 1;
-    layers::check_feature_indices(indices, built, name_);
+    layers::check_feature_indices(indices, built, model_name());
     std::vector<torch::Tensor> out;
     if (indices.empty()) return out;
     auto y = stem_.forward(x);
@@ -320,19 +320,16 @@ class RegNetImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     auto y = stem_.forward(x);
     for (auto& stage : stages_) y = stage->forward(y);
-    y = final_conv_ ? final_conv_(y) : final_act_(y);
-    y = y.mean({2, 3});  // global average pool, flattened
-    return fc_ ? fc_(y) : y;
+    return pool_and_classify(final_conv_ ? final_conv_(y) : final_act_(y), fc_);
   }
 
   std::string first_conv() const override { return preact_ ? "stem" : "stem.conv"; }
 
  private:
-  std::string name_;
-  bool features_only_, preact_;
+  bool preact_;
   nn::AnyModule stem_;
   std::vector<nn::Sequential> stages_;
   layers::ConvNormAct final_conv_{nullptr};

@@ -9,6 +9,7 @@
 #include "timm/layers/attention_modules.h"
 #include "timm/layers/blur_pool.h"
 #include "timm/layers/create_aa.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/pool2d_same.h"
 #include "timm/models/resnet_blocks.h"
 
@@ -124,23 +125,14 @@ constexpr int64_t kNumFeatures = 5;  // act1 (stem), layer1..layer4
 class ResNetImpl : public BackboneImpl {
  public:
   ResNetImpl(const std::string& name, const ResNetConfig& cfg, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, args) {
     const bool deep_stem = cfg.stem != StemType::kSingle;
     const bool gn = cfg.group_norm;
     first_conv_ = deep_stem ? "conv1.0" : "conv1";
 
-    // features_only builds the stages up to the last requested feature, like timm's FeatureListNet.
-    int64_t num_stages = 4;
-    if (args.features_only() && !args.out_indices().empty()) {
-      int64_t last = 0;
-      for (auto i : args.out_indices()) {
-        if (i < -kNumFeatures || i >= kNumFeatures)
-          throw std::invalid_argument("out_indices entry " + std::to_string(i) + " is out of range: " + name +
-                                      " has 5 features (indices 0..4)");
-        last = std::max(last, i < 0 ? i + kNumFeatures : i);
-      }
-      num_stages = last;
-    }
+    // features_only builds the stages up to the last requested feature, like timm's FeatureListNet
+    // (feature 0 is the stem, so that is also the number of stages).
+    const int64_t num_stages = layers::last_feature_index(args, kNumFeatures, name);
 
     // Stem
     int64_t inplanes = deep_stem ? cfg.stem_width * 2 : 64;
@@ -188,6 +180,7 @@ class ResNetImpl : public BackboneImpl {
     // Stages, with timm's make_blocks stride/dilation bookkeeping for output_stride 8 and 16.
     const int64_t output_stride = args.output_stride();
     int64_t net_stride = 4, dilation = 1, prev_dilation = 1;
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), cfg.layers);
     for (size_t si = 0; si < cfg.layers.size(); ++si) {
       const auto type = cfg.block[si];
       const int64_t planes = cfg.channels[si];
@@ -220,6 +213,7 @@ class ResNetImpl : public BackboneImpl {
         a.attn = cfg.attn;
         a.attn_channels = full_out;
         a.se_rd_ratio = cfg.se_rd_ratio;
+        a.drop_path_rate = drop_path_rates[si][static_cast<size_t>(bi)];
         if (type == BlockType::kBasic) {
           if (cfg.cardinality != 1 || cfg.base_width != 64)
             throw std::invalid_argument(name + ": BasicBlock supports only cardinality 1 and base width 64");
@@ -257,7 +251,7 @@ class ResNetImpl : public BackboneImpl {
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
     const auto built = static_cast<int64_t>(stages_.size()) + 1;
-    layers::check_feature_indices(indices, built, name_);
+    layers::check_feature_indices(indices, built, model_name());
     std::vector<torch::Tensor> out;
     if (indices.empty()) return out;
     auto y = stem(x);
@@ -271,12 +265,10 @@ class ResNetImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_)
-      throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     auto y = maxpool_(stem(x));
     for (auto& stage : stages_) y = stage->forward(y);
-    y = y.mean({2, 3});  // global average pool, flattened
-    return fc_ ? fc_(y) : y;
+    return pool_and_classify(y, fc_);
   }
 
   std::string first_conv() const override { return first_conv_; }
@@ -284,8 +276,7 @@ class ResNetImpl : public BackboneImpl {
  private:
   torch::Tensor stem(const torch::Tensor& x) { return bn1_.forward(conv1_(x)).relu_(); }
 
-  std::string name_, first_conv_;
-  bool features_only_;
+  std::string first_conv_;
   TensorFn conv1_, maxpool_;
   nn::AnyModule bn1_;
   std::vector<nn::Sequential> stages_;

@@ -7,6 +7,7 @@
 #include "timm/layers/activations.h"
 #include "timm/layers/attention_modules.h"
 #include "timm/layers/create_aa.h"
+#include "timm/layers/drop_path.h"
 
 namespace smp::timm::resnet_blocks {
 
@@ -45,6 +46,7 @@ struct BlockArgs {
   int64_t attn_channels;  // the unpruned width: pruning leaves the attention layers as built
   double se_rd_ratio;
   nn::Sequential downsample{nullptr};
+  double drop_path_rate = 0.0;  // stochastic depth of the residual branch
 };
 
 // Members and the shortcut/attention tail shared by both block types.
@@ -56,6 +58,7 @@ class BlockBase : public nn::Module {
       register_module("se", se_.ptr());
     }
     if (a.downsample) downsample_ = register_module("downsample", a.downsample);
+    drop_path_rate_ = a.drop_path_rate;
   }
   // Anti-aliasing replaces the strided conv when the block downsamples or changes dilation.
   bool init_aa(const BlockArgs& a, int64_t channels) {
@@ -67,6 +70,7 @@ class BlockBase : public nn::Module {
   // timm does (x += shortcut; inplace ReLU); autograd needs neither value afterwards.
   torch::Tensor finish(torch::Tensor x, const torch::Tensor& shortcut) {
     if (!se_.is_empty()) x = se_.forward(x);
+    x = layers::drop_path(x, drop_path_rate_, is_training());
     x.add_(downsample_ ? downsample_->forward(shortcut) : shortcut);
     return torch::relu_(x);
   }
@@ -74,6 +78,7 @@ class BlockBase : public nn::Module {
   nn::AnyModule se_;
   nn::Sequential downsample_{nullptr};
   TensorFn aa_;
+  double drop_path_rate_ = 0.0;
 };
 
 class BasicBlockImpl : public BlockBase {

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "timm/families.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/mlp.h"
 
@@ -76,7 +77,8 @@ TORCH_MODULE(WindowAttention);
 class SwinBlockImpl : public nn::Module {
  public:
   // `resolution`: the stage's grid at the pretraining size, which fixes window and shift as timm does.
-  SwinBlockImpl(int64_t dim, int64_t heads, int64_t window, bool shifted, int64_t resolution) {
+  SwinBlockImpl(int64_t dim, int64_t heads, int64_t window, bool shifted, int64_t resolution, double drop_path_rate)
+      : drop_path_rate_(drop_path_rate) {
     window_ = resolution <= window ? resolution : window;
     shift_ = (!shifted || resolution <= window_) ? 0 : window / 2;
     norm1 = register_module("norm1", layer_norm(dim));
@@ -86,9 +88,9 @@ class SwinBlockImpl : public nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x) {  // NHWC
     const auto b = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
-    auto y = x + shifted_window_attention(norm1(x));
+    auto y = x + layers::drop_path(shifted_window_attention(norm1(x)), drop_path_rate_, is_training());
     auto flat = y.reshape({b, -1, c});
-    flat = flat + mlp(norm2(flat));
+    flat = flat + layers::drop_path(mlp(norm2(flat)), drop_path_rate_, is_training());
     return flat.reshape({b, h, w, c});
   }
 
@@ -121,6 +123,7 @@ class SwinBlockImpl : public nn::Module {
     return torch::zeros_like(diff).masked_fill(diff != 0, -100.0);
   }
 
+  double drop_path_rate_;
   int64_t window_, shift_;
   nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   WindowAttention attn{nullptr};
@@ -147,12 +150,15 @@ class PatchMergingImpl : public nn::Module {
 };
 TORCH_MODULE(PatchMerging);
 
+// Optional patch merging, then one block per stochastic depth rate.
 class SwinStageImpl : public nn::Module {
  public:
-  SwinStageImpl(int64_t in, int64_t out, int64_t depth, int64_t heads, int64_t window, int64_t resolution) {
+  SwinStageImpl(int64_t in, int64_t out, const std::vector<double>& drop_path_rates, int64_t heads, int64_t window,
+                int64_t resolution) {
     if (in != out) downsample = register_module("downsample", PatchMerging(in, out));
     blocks = register_module("blocks", nn::Sequential());
-    for (int64_t i = 0; i < depth; ++i) blocks->push_back(SwinBlock(out, heads, window, i % 2 == 1, resolution));
+    for (size_t i = 0; i < drop_path_rates.size(); ++i)
+      blocks->push_back(SwinBlock(out, heads, window, i % 2 == 1, resolution, drop_path_rates[i]));
   }
   torch::Tensor forward(torch::Tensor x) {
     if (downsample) x = downsample(x);
@@ -168,16 +174,18 @@ TORCH_MODULE(SwinStage);
 class SwinTransformerImpl : public BackboneImpl {
  public:
   SwinTransformerImpl(const std::string& name, const SwinConfig& c, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, args) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + ")");
     const auto n = static_cast<int64_t>(c.depths.size());
-    const int64_t last = layers::last_feature_index(args, n);
+    const int64_t last = layers::last_feature_index(args, n, name);
     auto patch_embed = register_module("patch_embed", std::make_shared<nn::Module>());
     proj_ = patch_embed->register_module(
         "proj", nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c.embed_dim, kPatch).stride(kPatch)));
     embed_norm_ = patch_embed->register_module("norm", layer_norm(c.embed_dim));
+    // timm's Swin defaults to drop_path_rate 0.1; here, as for every family, the default is 0.
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), c.depths);
     layers_ = register_module("layers", nn::Sequential());
     int64_t dim = c.embed_dim, grid = c.img_size / kPatch;
     for (int64_t i = 0; i < n; ++i) {
@@ -185,10 +193,11 @@ class SwinTransformerImpl : public BackboneImpl {
       const auto out = c.embed_dim << i;
       if (i > 0) grid /= 2;
       feature_info_.push_back({"layers." + std::to_string(i), out, kPatch << i});
-      if (i <= last) layers_->push_back(SwinStage(dim, out, c.depths[u], c.num_heads[u], c.window_sizes[u], grid));
+      if (i <= last)
+        layers_->push_back(SwinStage(dim, out, drop_path_rates[u], c.num_heads[u], c.window_sizes[u], grid));
       dim = out;
     }
-    if (features_only_) return;
+    if (args.features_only()) return;
     norm_ = register_module("norm", layer_norm(dim));
     if (args.num_classes() > 0) {
       auto head = register_module("head", std::make_shared<nn::Module>());
@@ -198,7 +207,7 @@ class SwinTransformerImpl : public BackboneImpl {
 
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(layers_->size()), name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(layers_->size()), model_name());
     std::vector<torch::Tensor> out;
     auto y = embed(x);
     for (int64_t i = 0; out.size() < indices.size(); ++i) {
@@ -209,9 +218,9 @@ class SwinTransformerImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
-    auto y = norm_(layers_->forward(embed(x))).mean({1, 2});
-    return fc_ ? fc_(y) : y;
+    check_classifier();
+    const auto pooled = norm_(layers_->forward(embed(x))).mean({1, 2});  // NHWC: pool over H, W
+    return classify(pooled, fc_);
   }
 
   std::vector<std::string> flattened_children() const override { return {"layers"}; }
@@ -220,13 +229,11 @@ class SwinTransformerImpl : public BackboneImpl {
  private:
   torch::Tensor embed(const torch::Tensor& x) {
     if (x.size(2) % kPatch != 0 || x.size(3) % kPatch != 0)
-      throw std::invalid_argument(name_ + ": input height and width must be divisible by 4, got " +
+      throw std::invalid_argument(model_name() + ": input height and width must be divisible by 4, got " +
                                   std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)));
     return embed_norm_(proj_(x).permute({0, 2, 3, 1}));
   }
 
-  std::string name_;
-  bool features_only_;
   nn::Conv2d proj_{nullptr};
   nn::LayerNorm embed_norm_{nullptr}, norm_{nullptr};
   nn::Sequential layers_{nullptr};

@@ -2,6 +2,7 @@
 #include <smp/timm.h>
 
 #include "timm/families.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 
 namespace smp::timm {
@@ -24,10 +25,11 @@ const std::map<std::string, std::vector<int64_t>>& plans() {
   return p;
 }
 
-// The classifier's convolutional MLP: a 7x7 conv (the input is pooled up to 7x7 when smaller).
+// The classifier's convolutional MLP: a 7x7 conv (the input is pooled up to 7x7 when smaller), dropout,
+// a 1x1 conv.
 class ConvMlpImpl : public nn::Module {
  public:
-  ConvMlpImpl(int64_t in, int64_t hidden, int64_t kernel) : kernel_(kernel) {
+  ConvMlpImpl(int64_t in, int64_t hidden, int64_t kernel, double drop_rate) : kernel_(kernel), drop_rate_(drop_rate) {
     fc1 = register_module("fc1", nn::Conv2d(nn::Conv2dOptions(in, hidden, kernel)));
     fc2 = register_module("fc2", nn::Conv2d(nn::Conv2dOptions(hidden, hidden, 1)));
   }
@@ -35,11 +37,12 @@ class ConvMlpImpl : public nn::Module {
     if (x.size(-2) < kernel_ || x.size(-1) < kernel_)
       x = F::adaptive_avg_pool2d(
           x, F::AdaptiveAvgPool2dFuncOptions({std::max(kernel_, x.size(-2)), std::max(kernel_, x.size(-1))}));
-    return torch::relu(fc2(torch::relu(fc1(x))));
+    return torch::relu(fc2(layers::dropout(torch::relu(fc1(x)), drop_rate_, is_training())));
   }
 
  private:
   int64_t kernel_;
+  double drop_rate_;
   nn::Conv2d fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(ConvMlp);
@@ -47,7 +50,7 @@ TORCH_MODULE(ConvMlp);
 class VggImpl : public BackboneImpl {
  public:
   VggImpl(const std::string& name, const std::vector<int64_t>& plan, bool batch_norm, const ModelArgs& args)
-      : name_(name), features_only_(args.features_only()) {
+      : BackboneImpl(name, args) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " supports output_stride 32 only (got " +
                                   std::to_string(args.output_stride()) + "); VGG has no dilated variant");
@@ -70,8 +73,8 @@ class VggImpl : public BackboneImpl {
     for (size_t i = 0; i < feature_info_.size(); ++i)
       tap_layers_.push_back(i < taps.size() ? taps[i].first : layer - 1);
     // features_only stops after the layer of the last requested feature.
-    const int64_t last_layer =
-        tap_layers_[static_cast<size_t>(layers::last_feature_index(args, static_cast<int64_t>(feature_info_.size())))];
+    const int64_t last_layer = tap_layers_[static_cast<size_t>(
+        layers::last_feature_index(args, static_cast<int64_t>(feature_info_.size()), name))];
 
     features_ = register_module("features", nn::Sequential());
     chs = args.in_chans();
@@ -86,8 +89,8 @@ class VggImpl : public BackboneImpl {
       features_->push_back(nn::ReLU());
       chs = v;
     }
-    if (!features_only_) {
-      pre_logits_ = register_module("pre_logits", ConvMlp(chs, 4096, 7));
+    if (!args.features_only()) {
+      pre_logits_ = register_module("pre_logits", ConvMlp(chs, 4096, 7, args.drop_rate()));
       if (args.num_classes() > 0) {
         auto head = register_module("head", std::make_shared<nn::Module>());
         fc_ = head->register_module("fc", nn::Linear(4096, args.num_classes()));
@@ -99,7 +102,7 @@ class VggImpl : public BackboneImpl {
                                                    const std::vector<int64_t>& indices) override {
     int64_t available = 0;
     for (auto l : tap_layers_) available += l < static_cast<int64_t>(features_->size()) ? 1 : 0;
-    layers::check_feature_indices(indices, available, name_);
+    layers::check_feature_indices(indices, available, model_name());
     std::vector<torch::Tensor> out;
     auto y = x;
     for (int64_t l = 0; out.size() < indices.size(); ++l) {
@@ -110,17 +113,14 @@ class VggImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
-    auto y = pre_logits_(features_->forward(x)).mean({2, 3});
-    return fc_ ? fc_(y) : y;
+    check_classifier();
+    return pool_and_classify(pre_logits_(features_->forward(x)), fc_);
   }
 
   std::vector<std::string> flattened_children() const override { return {"features"}; }
   std::string first_conv() const override { return "features.0"; }
 
  private:
-  std::string name_;
-  bool features_only_;
   std::vector<int64_t> tap_layers_;  // per feature: index of its layer in `features`
   nn::Sequential features_{nullptr};
   ConvMlp pre_logits_{nullptr};

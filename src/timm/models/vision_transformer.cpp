@@ -7,6 +7,7 @@
 #include "timm/families.h"
 #include "timm/layers/attention.h"
 #include "timm/layers/attention_pool.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/layer_scale.h"
 #include "timm/layers/mlp.h"
@@ -69,7 +70,7 @@ using V = VitConfig;
 
 class VitBlockImpl : public nn::Module {
  public:
-  explicit VitBlockImpl(const VitConfig& c) {
+  VitBlockImpl(const VitConfig& c, double drop_path_rate) : drop_path_rate_(drop_path_rate) {
     norm1_ = layers::make_token_norm(c.norm_spec, c.embed_dim);
     register_module("norm1", norm1_.ptr());
     attn_ = register_module("attn", layers::Attention(layers::AttentionOptions(c.embed_dim, c.num_heads)
@@ -90,12 +91,13 @@ class VitBlockImpl : public nn::Module {
   }
   torch::Tensor forward(torch::Tensor x) {
     auto a = attn_(norm1_.forward(x));
-    x = x + (ls1_ ? ls1_(a) : a);
+    x = x + layers::drop_path(ls1_ ? ls1_(a) : a, drop_path_rate_, is_training());
     auto m = mlp_.forward(norm2_.forward(x));
-    return x + (ls2_ ? ls2_(m) : m);
+    return x + layers::drop_path(ls2_ ? ls2_(m) : m, drop_path_rate_, is_training());
   }
 
  private:
+  double drop_path_rate_;
   nn::AnyModule norm1_, norm2_, mlp_;
   layers::Attention attn_{nullptr};
   layers::LayerScale ls1_{nullptr}, ls2_{nullptr};
@@ -105,7 +107,7 @@ TORCH_MODULE(VitBlock);
 class VisionTransformerImpl : public BackboneImpl {
  public:
   VisionTransformerImpl(const std::string& name, const VitConfig& c, const ModelArgs& args)
-      : name_(name), cfg_(c), features_only_(args.features_only()) {
+      : BackboneImpl(name, args), cfg_(c) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " has no output_stride option (its features all have reduction " +
                                   std::to_string(c.patch_size) + "); got " + std::to_string(args.output_stride()));
@@ -132,19 +134,11 @@ class VisionTransformerImpl : public BackboneImpl {
       feature_info_.push_back({"blocks." + std::to_string(i), c.embed_dim, c.patch_size});
     // features_only mirrors timm's prune_intermediate_layers: blocks up to the last requested one,
     // no final norm, no head.
-    int64_t n_blocks = c.depth;
-    if (features_only_ && !args.out_indices().empty()) {
-      n_blocks = 0;
-      for (auto i : args.out_indices()) {
-        if (i < -c.depth || i >= c.depth)
-          throw std::invalid_argument("out_indices entry " + std::to_string(i) + " is out of range: " + name + " has " +
-                                      std::to_string(c.depth) + " blocks");
-        n_blocks = std::max(n_blocks, (i < 0 ? i + c.depth : i) + 1);
-      }
-    }
+    const int64_t n_blocks = layers::last_feature_index(args, c.depth, name) + 1;
+    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), {c.depth}).front();
     blocks_ = register_module("blocks", nn::Sequential());
-    for (int64_t i = 0; i < n_blocks; ++i) blocks_->push_back(VitBlock(c));
-    if (features_only_) return;
+    for (int64_t i = 0; i < n_blocks; ++i) blocks_->push_back(VitBlock(c, drop_path_rates[static_cast<size_t>(i)]));
+    if (args.features_only()) return;
     if (c.final_norm && !c.use_fc_norm()) {
       norm_ = layers::make_token_norm(c.norm_spec, c.embed_dim);
       register_module("norm", norm_.ptr());
@@ -182,11 +176,11 @@ class VisionTransformerImpl : public BackboneImpl {
   int64_t num_prefix_tokens() const override { return cfg_.prefix_tokens(); }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (features_only_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     int64_t gh = 0, gw = 0;
     auto t = blocks_->forward(embed(x, gh, gw));
     if (!norm_.is_empty()) t = norm_.forward(t);
-    if (cfg_.distilled_) {
+    if (cfg_.distilled_) {  // timm's distilled heads have no dropout
       if (!head_) return (t.select(1, 0) + t.select(1, 1)) / 2;
       return (head_(t.select(1, 0)) + head_dist_(t.select(1, 1))) / 2;
     }
@@ -199,7 +193,7 @@ class VisionTransformerImpl : public BackboneImpl {
       pooled = (cfg_.pool_include_prefix ? t : t.slice(1, cfg_.prefix_tokens())).mean(1);
     }
     if (!fc_norm_.is_empty()) pooled = fc_norm_.forward(pooled);
-    return head_ ? head_(pooled) : pooled;
+    return classify(pooled, head_);
   }
 
   std::string first_conv() const override { return "patch_embed.proj"; }
@@ -207,7 +201,7 @@ class VisionTransformerImpl : public BackboneImpl {
  private:
   std::vector<torch::Tensor> intermediates(const torch::Tensor& x, const std::vector<int64_t>& indices,
                                            std::vector<torch::Tensor>* prefix_tokens) {
-    layers::check_feature_indices(indices, static_cast<int64_t>(blocks_->size()), name_);
+    layers::check_feature_indices(indices, static_cast<int64_t>(blocks_->size()), model_name());
     const auto b = x.size(0);
     int64_t gh = 0, gw = 0;
     auto t = embed(x, gh, gw);
@@ -226,7 +220,7 @@ class VisionTransformerImpl : public BackboneImpl {
   torch::Tensor embed(const torch::Tensor& x, int64_t& gh, int64_t& gw) {
     const auto p = cfg_.patch_size;
     if (x.size(2) % p != 0 || x.size(3) % p != 0)
-      throw std::invalid_argument(name_ + ": input height and width must be divisible by the patch size " +
+      throw std::invalid_argument(model_name() + ": input height and width must be divisible by the patch size " +
                                   std::to_string(p) + ", got " + std::to_string(x.size(2)) + "x" +
                                   std::to_string(x.size(3)));
     auto t = proj_(x);
@@ -257,9 +251,7 @@ class VisionTransformerImpl : public BackboneImpl {
     return norm_pre_.is_empty() ? t : norm_pre_.forward(t);
   }
 
-  std::string name_;
   VitConfig cfg_;
-  bool features_only_;
   int64_t grid_;
   torch::Tensor cls_token_, reg_token_, pos_embed_, dist_token_;
   nn::Conv2d proj_{nullptr};

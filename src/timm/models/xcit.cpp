@@ -4,6 +4,7 @@
 #include "timm/layers/helpers.h"
 #include "timm/families.h"
 #include "timm/layers/class_attn.h"
+#include "timm/layers/drop_path.h"
 #include "timm/layers/mlp.h"
 
 namespace smp::timm {
@@ -152,7 +153,7 @@ TORCH_MODULE(XCA);
 
 class XCABlockImpl : public nn::Module {
  public:
-  XCABlockImpl(int64_t dim, int64_t num_heads, double eta) {
+  XCABlockImpl(int64_t dim, int64_t num_heads, double eta, double drop_path_rate) : drop_path_rate_(drop_path_rate) {
     // timm's registration order (gamma3 before gamma2) fixes the state-dict order.
     gamma1_ = register_parameter("gamma1", torch::full({dim}, eta));
     gamma3_ = register_parameter("gamma3", torch::full({dim}, eta));
@@ -166,12 +167,13 @@ class XCABlockImpl : public nn::Module {
   }
 
   torch::Tensor forward(torch::Tensor x, int64_t H, int64_t W) {
-    x = x + gamma1_ * attn_(norm1_(x));
-    x = x + gamma3_ * local_mp_(norm3_(x), H, W);
-    return x + gamma2_ * mlp_(norm2_(x));
+    x = x + layers::drop_path(gamma1_ * attn_(norm1_(x)), drop_path_rate_, is_training());
+    x = x + layers::drop_path(gamma3_ * local_mp_(norm3_(x), H, W), drop_path_rate_, is_training());
+    return x + layers::drop_path(gamma2_ * mlp_(norm2_(x)), drop_path_rate_, is_training());
   }
 
  private:
+  double drop_path_rate_;
   torch::Tensor gamma1_, gamma3_, gamma2_;
   nn::LayerNorm norm1_{nullptr}, norm3_{nullptr}, norm2_{nullptr};
   XCA attn_{nullptr};
@@ -181,22 +183,25 @@ class XCABlockImpl : public nn::Module {
 TORCH_MODULE(XCABlock);
 
 // CaiT-style class-attention block: only the class token is updated by attention and MLP.
+// `proj_drop_rate` is the dropout after the attention's projection and in the MLP (training only).
 class ClassAttentionBlockImpl : public nn::Module {
  public:
-  ClassAttentionBlockImpl(int64_t dim, int64_t num_heads, double eta, bool tokens_norm) : tokens_norm_(tokens_norm) {
+  ClassAttentionBlockImpl(int64_t dim, int64_t num_heads, double eta, bool tokens_norm, double proj_drop_rate)
+      : tokens_norm_(tokens_norm), proj_drop_rate_(proj_drop_rate) {
     gamma1_ = register_parameter("gamma1", torch::full({dim}, eta));
     gamma2_ = register_parameter("gamma2", torch::full({dim}, eta));
     norm1_ = register_module("norm1", layer_norm(dim));
     attn_ = register_module("attn", layers::ClassAttn(dim, num_heads, /*qkv_bias=*/true));
     norm2_ = register_module("norm2", layer_norm(dim));
-    mlp_ = register_module("mlp", layers::Mlp(layers::MlpOptions(dim, 4 * dim)));
+    mlp_ = register_module("mlp", layers::Mlp(layers::MlpOptions(dim, 4 * dim).drop(proj_drop_rate)));
   }
 
   torch::Tensor forward(torch::Tensor x) {
     using torch::indexing::Slice;
     auto x_norm1 = norm1_(x);
     auto patches = Slice(1, torch::indexing::None);
-    x = x + gamma1_ * torch::cat({attn_(x_norm1), x_norm1.index({Slice(), patches})}, 1);
+    const auto attended = layers::dropout(attn_(x_norm1), proj_drop_rate_, is_training());
+    x = x + gamma1_ * torch::cat({attended, x_norm1.index({Slice(), patches})}, 1);
     if (tokens_norm_)
       x = norm2_(x);
     else
@@ -207,6 +212,7 @@ class ClassAttentionBlockImpl : public nn::Module {
 
  private:
   bool tokens_norm_;
+  double proj_drop_rate_;
   torch::Tensor gamma1_, gamma2_;
   nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
   layers::ClassAttn attn_{nullptr};
@@ -225,7 +231,8 @@ constexpr int64_t kDefaultLastN = 3;  // timm's default out_indices for XCiT: th
 
 class XcitImpl : public BackboneImpl {
  public:
-  XcitImpl(const std::string& name, const XcitConfig& cfg, const ModelArgs& args) : name_(name) {
+  XcitImpl(const std::string& name, const XcitConfig& cfg, const ModelArgs& args)
+      : BackboneImpl(name, args) {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " does not support output_stride=" + std::to_string(args.output_stride()) +
                                   " (XCiT has no dilated variant; use 32)");
@@ -234,31 +241,25 @@ class XcitImpl : public BackboneImpl {
 
     // features_only mirrors timm's prune_intermediate_layers: no class-attention blocks, final norm
     // or head, and no blocks after the last selected one.
-    int64_t num_blocks = cfg.depth;
-    if (args.features_only() && !args.out_indices().empty()) {
-      num_blocks = 0;
-      for (auto i : args.out_indices()) {
-        if (i < -cfg.depth || i >= cfg.depth)
-          throw std::invalid_argument("out_indices entry " + std::to_string(i) + " is out of range: " + name +
-                                      " has " + std::to_string(cfg.depth) + " blocks (indices 0.." +
-                                      std::to_string(cfg.depth - 1) + ")");
-        num_blocks = std::max(num_blocks, (i < 0 ? i + cfg.depth : i) + 1);
-      }
-    }
+    const int64_t num_blocks = layers::last_feature_index(args, cfg.depth, name) + 1;
 
     cls_token_ = register_parameter("cls_token", torch::zeros({1, 1, cfg.embed_dim}));
     patch_embed_ = register_module("patch_embed", ConvPatchEmbed(cfg.patch_size, args.in_chans(), cfg.embed_dim));
     pos_embed_ = register_module("pos_embed", PositionalEncodingFourier(cfg.embed_dim));
+    // timm gives every XCA block the same stochastic depth rate (no per-block schedule) and the
+    // class-attention blocks none.
     auto blocks = register_module("blocks", nn::ModuleList());
     for (int64_t i = 0; i < num_blocks; ++i) {
-      blocks_.push_back(XCABlock(cfg.embed_dim, cfg.num_heads, cfg.eta));
+      blocks_.push_back(XCABlock(cfg.embed_dim, cfg.num_heads, cfg.eta, args.drop_path_rate()));
       blocks->push_back(blocks_.back());
     }
     if (args.features_only()) return;
 
+    // timm feeds drop_rate to the class-attention blocks' projection and MLP dropout as well as the head.
     auto cls_blocks = register_module("cls_attn_blocks", nn::ModuleList());
     for (int64_t i = 0; i < kClsAttnLayers; ++i) {
-      cls_attn_blocks_.push_back(ClassAttentionBlock(cfg.embed_dim, cfg.num_heads, cfg.eta, cfg.tokens_norm));
+      cls_attn_blocks_.push_back(
+          ClassAttentionBlock(cfg.embed_dim, cfg.num_heads, cfg.eta, cfg.tokens_norm, args.drop_rate()));
       cls_blocks->push_back(cls_attn_blocks_.back());
     }
     norm_ = register_module("norm", layer_norm(cfg.embed_dim));
@@ -275,7 +276,7 @@ class XcitImpl : public BackboneImpl {
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
                                                    const std::vector<int64_t>& indices) override {
     const auto built = static_cast<int64_t>(blocks_.size());
-    layers::check_feature_indices(indices, built, name_);
+    layers::check_feature_indices(indices, built, model_name());
     const auto B = x.size(0);
     auto [tokens, Hp, Wp] = embed(x);
     std::vector<torch::Tensor> out;
@@ -287,13 +288,13 @@ class XcitImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    if (!norm_) throw std::logic_error(name_ + " was built with features_only and has no classifier");
+    check_classifier();
     auto [tokens, Hp, Wp] = embed(x);
     for (auto& blk : blocks_) tokens = blk(tokens, Hp, Wp);
     tokens = torch::cat({cls_token_.expand({x.size(0), -1, -1}), tokens}, 1);
     for (auto& blk : cls_attn_blocks_) tokens = blk(tokens);
-    auto cls = norm_(tokens).select(1, 0);  // 'token' pooling
-    return head_ ? head_(cls) : cls;
+    const auto pooled = norm_(tokens).select(1, 0);  // 'token' pooling
+    return classify(pooled, head_);
   }
 
   std::string first_conv() const override { return "patch_embed.proj.0.0"; }
@@ -308,7 +309,6 @@ class XcitImpl : public BackboneImpl {
     return {tokens + pos, Hp, Wp};
   }
 
-  std::string name_;
   torch::Tensor cls_token_;
   ConvPatchEmbed patch_embed_{nullptr};
   PositionalEncodingFourier pos_embed_{nullptr};
