@@ -18,7 +18,7 @@ namespace {
 
 // encoder_weights of a timm encoder: "" (none) and paths stay; anything else means the pretrained
 // weights of the tag in the name ("tu-<model>.<tag>", timm's default tag without one).
-std::string resolve_weights(const std::string& timm_name, const std::string& weights) {
+std::string resolve_timm_weights(const std::string& timm_name, const std::string& weights) {
   if (weights.empty() || is_weights_path(weights)) return weights;
   const auto repo = timm::pretrained_repo(timm_name);
   if (weights != "True" && weights != "true")
@@ -55,7 +55,7 @@ TimmUniversalEncoderImpl::TimmUniversalEncoderImpl(const EncoderOptions& options
   const auto& entry = timm::model_entry(timm_name);
   mean_ = entry.mean;
   std_ = entry.std;
-  const auto weights = resolve_weights(timm_name, options.weights());
+  const auto weights = resolve_timm_weights(timm_name, options.weights());
   const auto args = timm::ModelArgs()
                         .in_chans(options.in_channels())
                         .output_stride(options.output_stride())

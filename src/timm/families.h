@@ -29,9 +29,13 @@ void register_configs(const std::string& family, const std::vector<std::pair<std
   }
 }
 
-// Each family file defines register_<name>_family(); families.def lists them (the one line a new
-// family adds).
-#define SMP_TIMM_FAMILY(name) void register_##name##_family();
+// Each family file src/timm/models/<name>.cpp keeps its blocks in namespace <name> (so the family
+// files can share one unity translation unit) and defines <name>::register_family(); families.def
+// lists them (the one line a new family adds).
+#define SMP_TIMM_FAMILY(name) \
+  namespace name {            \
+  void register_family();     \
+  }
 #include "timm/families.def"
 #undef SMP_TIMM_FAMILY
 

@@ -21,7 +21,7 @@ util::Registry<ModelEntry>& entries() {
 void register_all_families() {
   static std::once_flag once;
   std::call_once(once, [] {
-#define SMP_TIMM_FAMILY(name) register_##name##_family();
+#define SMP_TIMM_FAMILY(name) name::register_family();
 #include "timm/families.def"
 #undef SMP_TIMM_FAMILY
   });

@@ -35,7 +35,7 @@ class ConvBnReluImpl : public nn::Module {
 TORCH_MODULE(ConvBnRelu);
 
 // Bilinear resize with align_corners (smp builds this block with its default "bilinear" mode).
-torch::Tensor resize(const torch::Tensor& x, int64_t height, int64_t width) {
+torch::Tensor resize_aligned(const torch::Tensor& x, int64_t height, int64_t width) {
   return F::interpolate(x, F::InterpolateFuncOptions()
                                .size(std::vector<int64_t>{height, width})
                                .mode(torch::kBilinear)
@@ -58,13 +58,13 @@ class FPABlockImpl : public nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x) {
     const int64_t h = x.size(2), w = x.size(3);
-    auto global = resize(branch1->forward(x), h, w);
+    auto global = resize_aligned(branch1->forward(x), h, w);
     auto middle = mid->forward(x);
     auto x1 = down1->forward(x);
     auto x2 = down2->forward(x1);
-    auto x3 = resize(down3->forward(x2), h / 4, w / 4);
-    auto y = resize(conv2->forward(x2) + x3, h / 2, w / 2);
-    y = resize(y + conv1->forward(x1), h, w);
+    auto x3 = resize_aligned(down3->forward(x2), h / 4, w / 4);
+    auto y = resize_aligned(conv2->forward(x2) + x3, h / 2, w / 2);
+    y = resize_aligned(y + conv1->forward(x1), h, w);
     return y * middle + global;
   }
 

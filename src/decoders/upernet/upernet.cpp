@@ -17,9 +17,9 @@ torch::Tensor bilinear(const torch::Tensor& x, int64_t height, int64_t width) {
 }
 
 // Average-pools the deepest feature to 1, 2, 3 and 6 cells, projects each, and fuses them with it.
-class PSPModuleImpl : public nn::Module {
+class UperNetPSPModuleImpl : public nn::Module {
  public:
-  PSPModuleImpl(int64_t in, int64_t out, const NormSpec& norm) {
+  UperNetPSPModuleImpl(int64_t in, int64_t out, const NormSpec& norm) {
     blocks = register_module("blocks", nn::ModuleList());
     for (int64_t size : {1, 2, 3, 6})
       blocks->push_back(nn::Sequential(nn::AdaptiveAvgPool2d(size), conv2d_relu(in, out, 1, 0, 1, norm)));
@@ -38,7 +38,7 @@ class PSPModuleImpl : public nn::Module {
   nn::ModuleList blocks{nullptr};
   Block out_conv{nullptr};
 };
-TORCH_MODULE(PSPModule);
+TORCH_MODULE(UperNetPSPModule);
 
 // 1x1 projection of an encoder feature plus the coarser FPN state upsampled to its size.
 class FPNLateralBlockImpl : public nn::Module {
@@ -63,7 +63,7 @@ class UPerNetDecoderImpl : public nn::Module {
     const std::vector<int64_t> used(encoder_channels.begin() + 2, encoder_channels.end());
     feature_norms = register_module("feature_norms", nn::ModuleList());
     for (int64_t c : used) feature_norms->push_back(timm::layers::LayerNorm2d(c, 1e-6));
-    psp = register_module("psp", PSPModule(used.back(), channels, norm));
+    psp = register_module("psp", UperNetPSPModule(used.back(), channels, norm));
     fpn_lateral_blocks = register_module("fpn_lateral_blocks", nn::ModuleList());
     fpn_conv_blocks = register_module("fpn_conv_blocks", nn::ModuleList());
     // Laterals from 1/16 (or the level above the deepest) up to 1/4.
@@ -94,7 +94,7 @@ class UPerNetDecoderImpl : public nn::Module {
 
  private:
   nn::ModuleList feature_norms{nullptr}, fpn_lateral_blocks{nullptr}, fpn_conv_blocks{nullptr};
-  PSPModule psp{nullptr};
+  UperNetPSPModule psp{nullptr};
   Block fusion_block{nullptr};
 };
 TORCH_MODULE(UPerNetDecoder);

@@ -17,6 +17,7 @@ namespace smp::timm {
 
 namespace nn = torch::nn;
 
+namespace byobnet {
 namespace {
 
 struct MobileOneConfig {
@@ -259,7 +260,7 @@ class RegNetZImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_byobnet_family() {
+void register_family() {
   const std::vector<std::pair<std::string, MobileOneConfig>> models = {
       {"mobileone_s0", {{0.75, 1.0, 1.0, 2.0}, 48, 4}},
       {"mobileone_s1", {{1.5, 1.5, 2.0, 2.5}, 64}},
@@ -289,4 +290,5 @@ void register_byobnet_family() {
                                 [](ModelEntry& entry, const RegNetZConfig&) { entry.mean = entry.std = {0.5, 0.5, 0.5}; });
 }
 
+}  // namespace byobnet
 }  // namespace smp::timm

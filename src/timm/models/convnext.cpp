@@ -14,6 +14,7 @@
 
 namespace smp::timm {
 
+namespace convnext {
 namespace {
 
 namespace nn = torch::nn;
@@ -264,7 +265,7 @@ class ConvNeXtImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_convnext_family() {
+void register_family() {
   using S = StemType;
   using N = NormKind;
   const std::vector<int64_t> d2262{2, 2, 6, 2}, d2282{2, 2, 8, 2}, d3393{3, 3, 9, 3}, d33273{3, 3, 27, 3};
@@ -339,4 +340,5 @@ void register_convnext_family() {
   }
 }
 
+}  // namespace convnext
 }  // namespace smp::timm

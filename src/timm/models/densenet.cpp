@@ -12,6 +12,7 @@ namespace smp::timm {
 namespace nn = torch::nn;
 using layers::BatchNormAct2d;
 
+namespace densenet {
 namespace {
 
 struct DenseNetConfig {
@@ -165,7 +166,7 @@ class DenseNetImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_densenet_family() {
+void register_family() {
   const std::vector<std::pair<std::string, DenseNetConfig>> models = {
       {"densenet121", {32, {6, 12, 24, 16}}},
       {"densenetblur121d", {32, {6, 12, 24, 16}, true, true}},
@@ -177,4 +178,5 @@ void register_densenet_family() {
   register_configs<DenseNetImpl>("densenet", models);
 }
 
+}  // namespace densenet
 }  // namespace smp::timm

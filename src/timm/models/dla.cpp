@@ -11,6 +11,7 @@ namespace smp::timm {
 
 namespace nn = torch::nn;
 
+namespace dla {
 namespace {
 
 enum class BlockKind { kBasic, kBottleneck, kBottle2neck };
@@ -135,7 +136,7 @@ Node make_block(int64_t in, int64_t out, int64_t stride, const DlaConfig& cfg) {
 class RootImpl : public nn::Module {
  public:
   RootImpl(int64_t in, int64_t out, bool shortcut) : shortcut_(shortcut) {
-    conv = register_module("conv", smp::timm::conv(in, out, 1));
+    conv = register_module("conv", dla::conv(in, out, 1));
     bn = register_module("bn", nn::BatchNorm2d(out));
   }
   torch::Tensor forward(const std::vector<torch::Tensor>& xs) {
@@ -265,7 +266,7 @@ class DlaImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_dla_family() {
+void register_family() {
   const std::vector<int64_t> narrow{16, 32, 64, 64, 128, 256}, wide{16, 32, 128, 256, 512, 1024};
   const std::vector<int64_t> l34{1, 1, 1, 2, 2, 1}, l60{1, 1, 1, 2, 3, 1}, l102{1, 1, 1, 3, 4, 1};
   using B = BlockKind;
@@ -286,4 +287,5 @@ void register_dla_family() {
   register_configs<DlaImpl>("dla", models);
 }
 
+}  // namespace dla
 }  // namespace smp::timm

@@ -13,6 +13,7 @@
 
 namespace smp::timm {
 
+namespace efficientformer {
 namespace {
 
 namespace nn = torch::nn;
@@ -287,7 +288,7 @@ class EfficientFormerImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_efficientformer_family() {
+void register_family() {
   const std::vector<std::pair<std::string, EfficientFormerConfig>> variants = {
       {"efficientformer_l1", {{3, 2, 6, 4}, {48, 96, 224, 448}, 1}},
       {"efficientformer_l3", {{4, 4, 12, 6}, {64, 128, 320, 512}, 4}},
@@ -304,4 +305,5 @@ void register_efficientformer_family() {
   }
 }
 
+}  // namespace efficientformer
 }  // namespace smp::timm

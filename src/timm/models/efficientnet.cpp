@@ -9,6 +9,7 @@
 
 namespace smp::timm {
 
+namespace efficientnet {
 namespace {
 
 using effnet::DecodeOptions;
@@ -428,7 +429,7 @@ const std::vector<effnet::PrunedBlock>& b3_pruned() {
 
 }  // namespace
 
-void register_efficientnet_family() {
+void register_family() {
   const std::vector<double> inception = {0.5, 0.5, 0.5};
   std::vector<std::pair<std::string, ModelConfig>> models = {
       {"mnasnet_050", mnasnet_b1(0.5)},
@@ -581,4 +582,5 @@ void register_efficientnet_family() {
   }
 }
 
+}  // namespace efficientnet
 }  // namespace smp::timm

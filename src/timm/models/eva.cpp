@@ -16,6 +16,7 @@ namespace smp::timm {
 
 namespace nn = torch::nn;
 
+namespace eva {
 namespace {
 
 enum class EvaMlp { kMlp, kGlu, kSwiGLU };
@@ -212,7 +213,7 @@ class EvaImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_eva_family() {
+void register_family() {
   constexpr double kSwiRatio = 4.0 * 2.0 / 3.0;
   auto eva02 = [&](int64_t img, int64_t patch, int64_t dim, int64_t depth, int64_t heads, bool base, int64_t classes,
                    bool clip = false) {
@@ -260,4 +261,5 @@ void register_eva_family() {
   });
 }
 
+}  // namespace eva
 }  // namespace smp::timm

@@ -15,6 +15,7 @@
 
 namespace smp::timm {
 
+namespace fastvit {
 namespace {
 
 namespace nn = torch::nn;
@@ -356,7 +357,7 @@ class FastVitImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_fastvit_family() {
+void register_family() {
   const std::vector<double> kZero = {0.0, 0.0, 0.0}, kOne = {1.0, 1.0, 1.0};
   const std::vector<double> kClipMean = {0.48145466, 0.4578275, 0.40821073};
   const std::vector<double> kClipStd = {0.26862954, 0.26130258, 0.27577711};
@@ -397,4 +398,5 @@ void register_fastvit_family() {
   });
 }
 
+}  // namespace fastvit
 }  // namespace smp::timm

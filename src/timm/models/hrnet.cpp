@@ -12,6 +12,7 @@ namespace smp::timm {
 namespace nn = torch::nn;
 namespace rb = resnet_blocks;
 
+namespace hrnet {
 namespace {
 
 enum class BlockKind { kBasic, kBottleneck };
@@ -255,7 +256,7 @@ HrnetConfig standard(int64_t w) {
 
 }  // namespace
 
-void register_hrnet_family() {
+void register_family() {
   auto no_head_bias = [](HrnetConfig c) {
     c.head_conv_bias = false;
     return c;
@@ -284,4 +285,5 @@ void register_hrnet_family() {
   register_configs<HrnetImpl>("hrnet", models);
 }
 
+}  // namespace hrnet
 }  // namespace smp::timm

@@ -15,6 +15,7 @@ namespace smp::timm {
 
 namespace nn = torch::nn;
 
+namespace levit {
 namespace {
 
 struct LevitConfig {
@@ -353,7 +354,7 @@ class LevitImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_levit_family() {
+void register_family() {
   const std::vector<std::pair<std::string, LevitConfig>> base = {
       {"levit_128s", {{128, 256, 384}, 16, {4, 6, 8}, {2, 3, 4}}},
       {"levit_128", {{128, 256, 384}, 16, {4, 8, 12}, {4, 4, 4}}},
@@ -381,4 +382,5 @@ void register_levit_family() {
   }
 }
 
+}  // namespace levit
 }  // namespace smp::timm

@@ -11,6 +11,7 @@ namespace smp::timm {
 
 namespace nn = torch::nn;
 
+namespace mambaout {
 namespace {
 
 struct MambaOutConfig {
@@ -182,7 +183,7 @@ class MambaOutImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_mambaout_family() {
+void register_family() {
   auto rw = [](std::vector<int64_t> depths, std::vector<int64_t> dims, double expansion, double conv_ratio,
                const std::string& act, double ls) {
     MambaOutConfig c{std::move(depths), std::move(dims), expansion, conv_ratio};
@@ -211,4 +212,5 @@ void register_mambaout_family() {
   register_configs<MambaOutImpl>("mambaout", models);
 }
 
+}  // namespace mambaout
 }  // namespace smp::timm

@@ -12,6 +12,7 @@ namespace smp::timm {
 namespace nn = torch::nn;
 namespace F = torch::nn::functional;
 
+namespace metaformer {
 namespace {
 
 enum class Mixer { kPooling, kSepConv, kAttention };
@@ -304,7 +305,7 @@ class MetaFormerImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_metaformer_family() {
+void register_family() {
   auto v1 = [](std::vector<int64_t> depths, std::vector<int64_t> dims, double ls) {
     MetaFormerConfig c{std::move(depths), std::move(dims), std::vector<Mixer>(4, Mixer::kPooling),
                        std::vector<NormKind>(4, NormKind::kGroup1)};
@@ -356,4 +357,5 @@ void register_metaformer_family() {
   register_configs<MetaFormerImpl>("metaformer", models);
 }
 
+}  // namespace metaformer
 }  // namespace smp::timm

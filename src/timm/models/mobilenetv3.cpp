@@ -8,6 +8,7 @@
 
 namespace smp::timm {
 
+namespace mobilenetv3 {
 namespace {
 
 using effnet::DecodeOptions;
@@ -228,7 +229,7 @@ ModelConfig mobilenet_v4(const std::string& variant, double mult, const std::str
 
 }  // namespace
 
-void register_mobilenetv3_family() {
+void register_family() {
   const Tf tf{true, true};
   std::vector<std::pair<std::string, ModelConfig>> models = {
       {"mobilenetv3_large_075", mobilenet_v3("mobilenetv3_large_075", 0.75)},
@@ -284,4 +285,5 @@ void register_mobilenetv3_family() {
   }
 }
 
+}  // namespace mobilenetv3
 }  // namespace smp::timm

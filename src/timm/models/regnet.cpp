@@ -14,6 +14,7 @@
 
 namespace smp::timm {
 
+namespace regnet {
 namespace {
 
 namespace nn = torch::nn;
@@ -340,7 +341,7 @@ class RegNetImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_regnet_family() {
+void register_family() {
   auto tv = [](RegNetConfig c) {
     c.group_min_ratio = 0.9;
     return c;
@@ -404,4 +405,5 @@ void register_regnet_family() {
   register_configs<RegNetImpl>("regnet", models);
 }
 
+}  // namespace regnet
 }  // namespace smp::timm

@@ -15,6 +15,7 @@
 
 namespace smp::timm {
 
+namespace resnet {
 namespace {
 
 namespace nn = torch::nn;
@@ -307,7 +308,7 @@ const PrunedWidths& ecaresnet101d_pruned_widths() {
 
 }  // namespace
 
-void register_resnet_family() {
+void register_family() {
   const std::vector<int64_t> r18{2, 2, 2, 2}, r34{3, 4, 6, 3}, r101{3, 4, 23, 3}, r152{3, 8, 36, 3},
       r200{3, 24, 36, 3}, r269{3, 30, 48, 8};
   const std::string se = "se", eca = "eca";
@@ -433,4 +434,5 @@ void register_resnet_family() {
   }
 }
 
+}  // namespace resnet
 }  // namespace smp::timm

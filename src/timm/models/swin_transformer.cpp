@@ -16,6 +16,7 @@ namespace smp::timm {
 namespace nn = torch::nn;
 namespace F = torch::nn::functional;
 
+namespace swin_transformer {
 namespace {
 
 struct SwinConfig {
@@ -242,7 +243,7 @@ class SwinTransformerImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_swin_transformer_family() {
+void register_family() {
   const std::vector<int64_t> tiny{2, 2, 6, 2}, deep{2, 2, 18, 2}, h3{3, 6, 12, 24}, h4{4, 8, 16, 32}, h6{6, 12, 24, 48};
   auto w = [](int64_t v) { return std::vector<int64_t>(4, v); };
   const std::vector<std::pair<std::string, SwinConfig>> models = {
@@ -259,4 +260,5 @@ void register_swin_transformer_family() {
   register_configs<SwinTransformerImpl>("swin_transformer", models);
 }
 
+}  // namespace swin_transformer
 }  // namespace smp::timm

@@ -10,6 +10,7 @@ namespace smp::timm {
 namespace nn = torch::nn;
 namespace F = torch::nn::functional;
 
+namespace vgg {
 namespace {
 
 constexpr int64_t kPool = 0;  // a max-pool entry in a layer plan
@@ -129,7 +130,7 @@ class VggImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_vgg_family() {
+void register_family() {
   for (const auto& [base, plan] : plans()) {
     for (bool bn : {false, true}) {
       ModelEntry entry;
@@ -143,4 +144,5 @@ void register_vgg_family() {
   }
 }
 
+}  // namespace vgg
 }  // namespace smp::timm

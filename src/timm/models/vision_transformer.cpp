@@ -19,6 +19,7 @@ namespace smp::timm {
 namespace nn = torch::nn;
 using layers::TokenNormSpec;
 
+namespace vision_transformer {
 namespace {
 
 struct VitConfig {
@@ -263,7 +264,7 @@ class VisionTransformerImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_vision_transformer_family() {
+void register_family() {
   // Generated from timm's registry: every vision_transformer.py / deit.py name built from the
   // standard block with token or average pooling.
   const std::vector<std::pair<std::string, VitConfig>> models = {
@@ -431,4 +432,5 @@ void register_vision_transformer_family() {
   });
 }
 
+}  // namespace vision_transformer
 }  // namespace smp::timm

@@ -9,6 +9,7 @@
 
 namespace smp::timm {
 
+namespace xcit {
 namespace {
 
 namespace nn = torch::nn;
@@ -320,7 +321,7 @@ class XcitImpl : public BackboneImpl {
 
 }  // namespace
 
-void register_xcit_family() {
+void register_family() {
   struct Size {
     const char* name;
     int64_t embed_dim, num_heads;
@@ -350,4 +351,5 @@ void register_xcit_family() {
   }
 }
 
+}  // namespace xcit
 }  // namespace smp::timm
