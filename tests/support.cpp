@@ -12,6 +12,19 @@
 
 namespace smp::test {
 
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+size_t family_size(const std::string& family) {
+  size_t n = 0;
+  for (const auto& name : smp::timm::list_models()) n += smp::timm::model_entry(name).family == family ? 1 : 0;
+  return n;
+}
+
+smp::SegmentationModel small_unet() {
+  return smp::Unet(smp::UnetOptions().encoder_name("tu-resnet18").encoder_depth(3).decoder_channels({32, 16, 8}).classes(2))
+      .ptr();
+}
+
 TempDir::TempDir() {
   static std::atomic<int> counter{0};
   path = std::filesystem::temp_directory_path() /

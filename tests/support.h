@@ -1,6 +1,7 @@
 // Helpers shared by the test files.
 #pragma once
 
+#include <smp/models.h>
 #include <smp/timm.h>
 #include <torch/torch.h>
 
@@ -22,6 +23,12 @@ struct TempDir {
 };
 // A file's whole content.
 std::string read_text(const std::filesystem::path& path);
+
+bool contains(const std::string& text, const std::string& part);
+// The number of timm names registered for a family.
+size_t family_size(const std::string& family);
+// A small two-class Unet on tu-resnet18 (depth 3), quick to build and run.
+smp::SegmentationModel small_unet();
 
 // State-dict keys of a module, sorted.
 std::vector<std::string> keys(const torch::nn::Module& module);

@@ -9,8 +9,6 @@ using namespace smp::test;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 const std::vector<std::string> kKeys = {"encoder_name",           "encoder_depth",        "encoder_weights",
                                         "in_channels",            "classes",              "activation",
                                         "aux_params",             "encoder_indices",      "encoder_channels",

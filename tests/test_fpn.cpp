@@ -8,8 +8,6 @@ using namespace smp::test;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 TEST(FPN, OptionsFollowSmp) {
   EXPECT_EQ(smp::architecture_keys("FPN"),
             (std::vector<std::string>{"encoder_name", "encoder_depth", "encoder_weights", "in_channels", "classes",

@@ -10,13 +10,6 @@ using smp::timm::ModelArgs;
 
 namespace {
 
-size_t family_size(const std::string& family) {
-  size_t n = 0;
-  for (const auto& name : smp::timm::list_models())
-    n += smp::timm::model_entry(name).family == family ? 1 : 0;
-  return n;
-}
-
 TEST(MetaFormer, RegistersEveryTimmName) {
   EXPECT_EQ(family_size("metaformer"), 18u);  // timm.list_models(module='metaformer')
   EXPECT_EQ(family_size("mambaout"), 11u);    // timm.list_models(module='mambaout')

@@ -21,7 +21,7 @@ struct PredictDir {
   ~PredictDir() { fs::remove_all(path); }
 };
 
-smp::SegmentationModel small_unet(int64_t classes = 3) {
+smp::SegmentationModel seeded_unet(int64_t classes = 3) {
   torch::manual_seed(0);
   smp::SegmentationModel model = smp::Unet(smp::UnetOptions().encoder_name("tu-resnet18").classes(classes)).ptr();
   model->eval();
@@ -98,7 +98,7 @@ TEST(Predict, TiledBlendEqualsDirectForAPointwiseModel) {
 }
 
 TEST(Predict, UnetTiledEqualsDirectWhereOneTileHoldsTheImage) {
-  auto model = small_unet();
+  auto model = seeded_unet();
   auto image = random_image(96, 160);
   auto direct = smp::predict_logits(*model, image, smp::PredictOptions().tile_size(0));
   auto reference = model->predict(image.unsqueeze(0)).mask[0];
@@ -113,7 +113,7 @@ TEST(Predict, UnetTiledEqualsDirectWhereOneTileHoldsTheImage) {
 }
 
 TEST(Predict, UnetTiledOutputCoversTheImage) {
-  auto model = small_unet();
+  auto model = seeded_unet();
   auto image = random_image(96, 160);
   auto tiled = smp::predict_logits(*model, image, smp::PredictOptions().tile_size(64).overlap(32).max_direct_pixels(0));
   EXPECT_EQ(tiled.sizes(), (std::vector<int64_t>{3, 96, 160}));
@@ -122,7 +122,7 @@ TEST(Predict, UnetTiledOutputCoversTheImage) {
 }
 
 TEST(Predict, PaddingGivesTheInputSize) {
-  auto model = small_unet();
+  auto model = seeded_unet();
   auto image = random_image(70, 100);
   auto out = smp::predict_logits(*model, image, smp::PredictOptions().tile_size(0));
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 70, 100}));
@@ -137,7 +137,7 @@ TEST(Predict, PaddingGivesTheInputSize) {
 }
 
 TEST(Predict, FlipTTAIsFlipEquivariant) {
-  auto model = small_unet();
+  auto model = seeded_unet();
   auto image = random_image(64, 96);
   const auto h = smp::PredictOptions().tile_size(0).flip_tta(smp::FlipTTA::kH);
   auto out = smp::predict_logits(*model, image, h);
@@ -165,7 +165,7 @@ TEST(Predict, FlipTTAIsFlipEquivariant) {
 }
 
 TEST(Predict, BadOptionsAndArgmaxModelsAreRefused) {
-  auto model = small_unet();
+  auto model = seeded_unet();
   auto image = random_image(32, 32);
   EXPECT_EQ(error_of([&] { smp::predict_logits(*model, image, smp::PredictOptions().tile_size(64).overlap(64)); }),
             "overlap must be at least 0 and smaller than tile_size=64, got 64; lower the overlap or raise the tile size");
@@ -213,7 +213,7 @@ TEST(Predict, FolderWithOneCorruptImage) {
 
   EXPECT_EQ(smp::list_images(in.string()),
             (std::vector<std::string>{(in / "a.png").string(), (in / "b.jpg").string(), (in / "x.png").string()}));
-  auto model = small_unet(4);
+  auto model = seeded_unet(4);
   auto report = smp::predict_files(*model, in.string(), out.string(), smp::PredictOptions().tile_size(32).overlap(8).max_direct_pixels(0));
   EXPECT_EQ(report.segmented, (std::vector<std::string>{(in / "a.png").string(), (in / "b.jpg").string()}));
   ASSERT_EQ(report.skipped.size(), 1u);

@@ -24,6 +24,8 @@
 using smp::test::error_of;
 using smp::test::read_text;
 using smp::test::TempDir;
+using smp::test::contains;
+using smp::test::small_unet;
 
 namespace {
 
@@ -32,19 +34,11 @@ namespace fs = std::filesystem;
 const std::vector<double> kImagenetMean = {0.485, 0.456, 0.406};
 const std::vector<double> kImagenetStd = {0.229, 0.224, 0.225};
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 void expect_params(const smp::PreprocessingParams& p, const std::vector<double>& mean, const std::vector<double>& std) {
   EXPECT_EQ(p.input_space, "RGB");
   EXPECT_EQ(p.input_range, (std::array<double, 2>{0.0, 1.0}));
   EXPECT_EQ(p.mean, mean);
   EXPECT_EQ(p.std, std);
-}
-
-smp::SegmentationModel small_unet() {
-  const auto options =
-      smp::UnetOptions().encoder_name("tu-resnet18").encoder_depth(3).decoder_channels({32, 16, 8}).classes(2);
-  return smp::Unet(options).ptr();
 }
 
 }  // namespace

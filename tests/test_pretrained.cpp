@@ -39,11 +39,6 @@ const fs::path kUnetFolder = kData / "fixtures/checkpoints/unet_resnet18_depth3"
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 // The shared checkpoint's model: Unet on tu-resnet18, depth 3.
-smp::SegmentationModel small_unet() {
-  return smp::Unet(smp::UnetOptions().encoder_name("tu-resnet18").encoder_depth(3).decoder_channels({32, 16, 8}).classes(2))
-      .ptr();
-}
-
 void expect_same_tensors(const smp::io::TensorMap& a, const smp::io::TensorMap& b) {
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) {

@@ -10,12 +10,6 @@ using smp::timm::ModelArgs;
 
 namespace {
 
-size_t family_size(const std::string& family) {
-  size_t n = 0;
-  for (const auto& name : smp::timm::list_models()) n += smp::timm::model_entry(name).family == family ? 1 : 0;
-  return n;
-}
-
 TEST(SwinEva, RegisteredNames) {
   EXPECT_EQ(family_size("swin_transformer"), 9u);  // every name of timm's swin_transformer.py
   EXPECT_TRUE(smp::timm::is_model("eva02_tiny_patch14_224"));

@@ -25,7 +25,7 @@ fs::path fresh_dir(const std::string& name) {
 }
 
 // A small Unet that still trains in a few seconds on 2 cores.
-smp::SegmentationModel small_unet() {
+smp::SegmentationModel synthetic_unet() {
   torch::manual_seed(0);
   return smp::create_model("Unet", {"encoder_name=resnet18", "encoder_depth=3", "decoder_channels=[32,16,8]",
                                     "classes=" + std::to_string(smp::data::SyntheticDataset::kClasses)});
@@ -125,7 +125,7 @@ TEST(SplitDataset, SeededDisjointAndComplete) {
 
 TEST(Trainer, ShortRunLossFallsAndWritesSmpCheckpoints) {
   const auto out = fresh_dir("fit");
-  auto model = small_unet();
+  auto model = synthetic_unet();
   smp::data::Loader train(shapes(16), {}, loader_options());
   smp::data::Loader val(shapes(8), {}, loader_options().shuffle(false));
   smp::train::Trainer trainer(model, dice_loss(), quiet(4, out));
@@ -152,7 +152,7 @@ TEST(Trainer, ResumeAfterAnInterruptionContinuesWithTheSameLosses) {
   std::vector<double> uninterrupted;
   {
     smp::data::Loader train(shapes(12), {}, loader_options());
-    smp::train::Trainer trainer(small_unet(), dice_loss(), quiet(3));
+    smp::train::Trainer trainer(synthetic_unet(), dice_loss(), quiet(3));
     trainer.on_step = [&](int64_t, double loss) { uninterrupted.push_back(loss); };
     trainer.fit(train);
   }
@@ -162,7 +162,7 @@ TEST(Trainer, ResumeAfterAnInterruptionContinuesWithTheSameLosses) {
   struct Interrupted {};
   {
     smp::data::Loader train(shapes(12), {}, loader_options());
-    smp::train::Trainer trainer(small_unet(), dice_loss(), quiet(3, out));
+    smp::train::Trainer trainer(synthetic_unet(), dice_loss(), quiet(3, out));
     trainer.on_step = [](int64_t step, double) {
       if (step == 5) throw Interrupted{};  // in the middle of the second epoch
     };
@@ -190,14 +190,14 @@ TEST(Trainer, ResumeAfterAnInterruptionContinuesWithTheSameLosses) {
 
 TEST(Trainer, ResumeWithoutACheckpointSaysSo) {
   const auto out = fresh_dir("empty");
-  smp::train::Trainer trainer(small_unet(), dice_loss(), quiet(1, out));
+  smp::train::Trainer trainer(synthetic_unet(), dice_loss(), quiet(1, out));
   EXPECT_FALSE(trainer.resume());
 }
 
 TEST(Trainer, OnEpochReportsEveryEpochInOrderAndLogsItsLine) {
   smp::data::Loader train(shapes(8), {}, loader_options());
   smp::data::Loader val(shapes(4), {}, loader_options().shuffle(false));
-  smp::train::Trainer trainer(small_unet(), dice_loss(), quiet(3));
+  smp::train::Trainer trainer(synthetic_unet(), dice_loss(), quiet(3));
   std::vector<smp::train::EpochRecord> reported;
   trainer.on_epoch = [&](const smp::train::EpochRecord& record) { reported.push_back(record); };
   smp::log::Capture capture;
@@ -223,7 +223,7 @@ TEST(Trainer, OnEpochReportsEveryEpochInOrderAndLogsItsLine) {
 }
 
 TEST(Trainer, ConstructionLeavesTheGlobalGeneratorAlone) {
-  auto model = small_unet();
+  auto model = synthetic_unet();
   torch::manual_seed(42);
   const auto expected = torch::rand({16});
   torch::manual_seed(42);
@@ -233,7 +233,7 @@ TEST(Trainer, ConstructionLeavesTheGlobalGeneratorAlone) {
 
 TEST(Evaluate, ScoresEqualCountsOverTheWholeDataset) {
   // Per-class IoU and pixel accuracy of evaluate() against intersections and unions counted here.
-  auto model = small_unet();
+  auto model = synthetic_unet();
   model->eval();
   smp::data::Loader loader(shapes(8), {}, loader_options().shuffle(false));
   const auto result = smp::train::evaluate(*model, loader, 4);
