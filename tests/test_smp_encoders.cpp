@@ -105,3 +105,85 @@ TEST(EncoderDocs, TableListsEveryEncoder) {
 }
 
 }  // namespace
+
+namespace {
+
+// A state dict of `model` with every key passed through `rename`, values filled (smp-fill-v1).
+smp::io::TensorMap renamed_state_dict(smp::SegmentationModel& model,
+                                      const std::function<std::string(const std::string&)>& rename) {
+  smp::fill::fill_module(*model);
+  smp::io::TensorMap out;
+  for (const auto& [key, value] : smp::io::state_dict(*model)) out[rename(key)] = value.clone();
+  return out;
+}
+
+void expect_same_state(smp::SegmentationModel& a, smp::SegmentationModel& b) {
+  const auto sa = smp::io::state_dict(*a), sb = smp::io::state_dict(*b);
+  ASSERT_EQ(sa.size(), sb.size());
+  for (const auto& [key, value] : sa) EXPECT_TRUE(torch::equal(value, sb.at(key))) << key;
+}
+
+// Older smp versions kept DeepLabV3's decoder as a Sequential (decoder.0 = ASPP, .1 = conv, .2 = bn).
+TEST(CheckpointCompatibility, DeepLabV3SequentialDecoderNames) {
+  const std::vector<std::string> words = {"encoder_name=tu-resnet18", "encoder_depth=3", "decoder_channels=16"};
+  auto saved = smp::create_model("DeepLabV3", words);
+  const auto old = renamed_state_dict(saved, [](std::string key) {
+    for (const auto& [now, before] : std::vector<std::pair<std::string, std::string>>{
+             {"decoder.aspp.", "decoder.0."}, {"decoder.conv.", "decoder.1."}, {"decoder.bn.", "decoder.2."}})
+      if (key.rfind(now, 0) == 0) return before + key.substr(now.size());
+    return key;
+  });
+  ASSERT_TRUE(old.count("decoder.1.weight"));
+  auto loaded = smp::create_model("DeepLabV3", words);
+  EXPECT_TRUE(loaded->load_state_dict(old).ok());
+  expect_same_state(saved, loaded);
+  // Other architectures have no such names: the same keys are refused.
+  auto plus = smp::create_model("DeepLabV3Plus", {"encoder_name=tu-resnet18"});
+  smp::io::TensorMap one = {{"decoder.0.weight", torch::zeros({1})}};
+  EXPECT_FALSE(plus->load_state_dict(one, /*strict=*/false).ok());
+}
+
+// smp builds its deprecated timm-regnet* (res2*, resnest*, mobilenetv3*, gernet*) encoders as "tu-"
+// ones, and their old checkpoints lacked the universal encoder's "model." level.
+TEST(CheckpointCompatibility, DeprecatedTimmEncoderNames) {
+  auto model = smp::create_model("Unet", {"encoder_name=timm-regnetx_002", "encoder_depth=3",
+                                          "decoder_channels=[16,8,4]"});
+  auto& encoder = dynamic_cast<smp::TimmUniversalEncoderImpl&>(model->encoder());
+  EXPECT_EQ(encoder.timm_name(), "regnetx_002");
+  EXPECT_EQ(model->config().at("encoder_name"), "timm-regnetx_002");  // saved as the user named it
+  const auto old = renamed_state_dict(model, [](const std::string& key) {
+    return key.rfind("encoder.model.", 0) == 0 ? "encoder." + key.substr(14) : key;
+  });
+  ASSERT_TRUE(old.count("encoder.stem.conv.weight"));
+  auto loaded = smp::create_model("Unet", {"encoder_name=tu-regnetx_002", "encoder_depth=3",
+                                           "decoder_channels=[16,8,4]"});
+  EXPECT_TRUE(loaded->load_state_dict(old).ok());
+  expect_same_state(model, loaded);
+  // Other timm encoders keep their names as they are.
+  auto resnet = smp::create_model("Unet", {"encoder_name=tu-resnet18", "encoder_depth=3", "decoder_channels=[16,8,4]"});
+  const auto unprefixed = renamed_state_dict(resnet, [](const std::string& key) {
+    return key.rfind("encoder.model.", 0) == 0 ? "encoder." + key.substr(14) : key;
+  });
+  EXPECT_NE(error_of([&] { resnet->load_state_dict(unprefixed); }).find("encoder.conv1.weight"), std::string::npos);
+  EXPECT_NE(error_of([] { smp::create_encoder(smp::EncoderOptions().name("timm-regnetx_999")); })
+                .find("smp builds it as 'tu-regnetx_999'"),
+            std::string::npos);
+}
+
+// strict=false skips tensors of another shape (smp's "Mismatched keys") and loads the rest.
+TEST(CheckpointCompatibility, NonStrictSkipsMismatchedShapes) {
+  auto source = smp::create_model("Unet", {"encoder_name=tu-resnet18", "encoder_depth=3", "decoder_channels=[16,8,4]",
+                                           "classes=3"});
+  const auto tensors = renamed_state_dict(source, [](const std::string& key) { return key; });
+  auto target = smp::create_model("Unet", {"encoder_name=tu-resnet18", "encoder_depth=3", "decoder_channels=[16,8,4]",
+                                           "classes=2"});
+  const auto head_before = smp::io::state_dict(*target).at("segmentation_head.0.weight").clone();
+  EXPECT_NE(error_of([&] { target->load_state_dict(tensors); }).find("segmentation_head.0.weight"), std::string::npos);
+  const auto report = target->load_state_dict(tensors, /*strict=*/false);
+  ASSERT_EQ(report.mismatched.size(), 2u);  // the head's weight and bias
+  const auto after = smp::io::state_dict(*target);
+  EXPECT_TRUE(torch::equal(after.at("segmentation_head.0.weight"), head_before));
+  EXPECT_TRUE(torch::equal(after.at("encoder.model.conv1.weight"), tensors.at("encoder.model.conv1.weight")));
+}
+
+}  // namespace

@@ -106,7 +106,7 @@ int run_predict(const PredictArgs& args) {
                                 "<checkpoint folder> instead of the architecture");
   auto model = args.from.empty() ? smp::create_model(args.arch, args.words) : smp::from_pretrained(args.from);
   if (!args.weights.empty())
-    smp::io::load_state_dict(*model, smp::io::read_safetensors(args.weights).tensors, smp::io::LoadOptions().strict(true));
+    model->load_state_dict(smp::io::read_safetensors(args.weights).tensors);
   auto options = args.options;
   options.flip_tta(smp::parse_flip_tta(args.tta));
   options.inference(smp::InferenceOptions().optimize(!args.eager).dtype(smp::parse_inference_dtype(args.dtype)));

@@ -72,6 +72,8 @@ class TimmUniversalEncoderImpl : public EncoderImpl {
   std::vector<double> std() const override { return std_; }
 
   timm::FeaturesImpl& model() { return *model_; }
+  // The timm model name ("tu-" and nothing else removed).
+  const std::string& timm_name() const { return timm_name_; }
 
  private:
   struct Slot {  // one position 1..depth of the adapted feature list
@@ -81,6 +83,7 @@ class TimmUniversalEncoderImpl : public EncoderImpl {
     int64_t reduction = 0;  // adapted reduction
     int64_t out_channels = 0;
   };
+  std::string timm_name_;
   timm::Features model_{nullptr};
   std::vector<timm::FeatureInfo> candidates_;    // the timm model's features (reduction > 1)
   std::vector<int64_t> candidate_indices_;       // their timm feature indices

@@ -7,6 +7,7 @@
 
 #include <smp/encoders.h>
 #include <smp/inference_options.h>
+#include <smp/io.h>
 #include <smp/modules.h>
 #include <smp/options.h>
 
@@ -85,6 +86,13 @@ class SegmentationModelImpl : public torch::nn::Module {
   bool encoder_frozen() const { return encoder_frozen_; }
   void train(bool on = true) override;
 
+  // Loads a state dict of this model (save_pretrained's model.safetensors, any smp version's
+  // checkpoint) as smp's load_state_dict does: the names of older smp versions are renamed first
+  // (DeepLabV3's Sequential decoder; the deprecated timm- encoders, now "tu-" ones). strict: a missing,
+  // unexpected or mismatched key throws and the model is unchanged; otherwise those tensors are skipped,
+  // listed in the report and, for shape mismatches, in a warning (such layers need training).
+  io::LoadReport load_state_dict(const io::TensorMap& tensors, bool strict = true);
+
  protected:
   SegmentationModelImpl(std::string arch, nlohmann::json config) : arch_(std::move(arch)), config_(std::move(config)) {}
   // Registers "encoder"; call first so the parameter order follows smp's.
@@ -110,6 +118,8 @@ class SegmentationModelImpl : public torch::nn::Module {
   // Mask (segmentation head) and label (classification head on `deepest`, when there is one).
   SegmentationOutput apply_heads(const torch::Tensor& decoded, const torch::Tensor& deepest);
   bool requires_divisible_input_shape_ = true;
+  // This architecture's key names in older smp versions -> today's (load_state_dict applies it).
+  std::function<std::string(const std::string&)> legacy_keys_;
 
  private:
   friend struct detail::PretrainedAccess;

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "inference/model_cache.h"
+#include "util/log.h"
+#include "util/strings.h"
 
 namespace smp {
 
@@ -90,6 +94,40 @@ SegmentationOutput SegmentationModelImpl::predict(const torch::Tensor& x, const 
       current.max_cached_shapes() != options.max_cached_shapes())
     inference_ = std::make_shared<inference::ModelCache>(*this, options);
   return inference_->run(x);
+}
+
+namespace {
+
+// smp maps its deprecated timm- encoders to "tu-" ones and renames their old checkpoints' keys: every
+// universal encoder whose timm name starts with one of these gets the "model." level its keys lacked,
+// and GerNet's stages their flattened names.
+std::string deprecated_timm_encoder_key(const std::string& timm_name, const std::string& key) {
+  static const std::vector<std::string> patterns = {"regnet", "res2", "resnest", "mobilenetv3", "gernet"};
+  if (std::none_of(patterns.begin(), patterns.end(),
+                   [&](const std::string& p) { return util::starts_with(timm_name, p); }))
+    return key;
+  std::string renamed = key;
+  if (util::starts_with(key, "encoder.") && !util::starts_with(key, "encoder.model."))
+    renamed = "encoder.model." + key.substr(8);
+  if (timm_name.find("gernet") != std::string::npos)
+    for (size_t at; (at = renamed.find(".stages.")) != std::string::npos;) renamed.replace(at, 8, ".stages_");
+  return renamed;
+}
+
+}  // namespace
+
+io::LoadReport SegmentationModelImpl::load_state_dict(const io::TensorMap& tensors, bool strict) {
+  const auto* timm_encoder = dynamic_cast<const TimmUniversalEncoderImpl*>(encoder_.get());
+  const std::string timm_name = timm_encoder ? timm_encoder->timm_name() : "";
+  auto rename = [this, timm_name](const std::string& key) {
+    const std::string current = legacy_keys_ ? legacy_keys_(key) : key;
+    return timm_name.empty() ? current : deprecated_timm_encoder_key(timm_name, current);
+  };
+  const auto report = io::load_state_dict(*this, tensors, io::LoadOptions().strict(strict).rename(rename));
+  if (!report.mismatched.empty())
+    log::logger().warn("Mismatched keys: these layers keep their initial values and need training:\n  {}",
+                       util::join(report.mismatched, "\n  "));
+  return report;
 }
 
 }  // namespace smp

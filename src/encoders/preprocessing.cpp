@@ -17,11 +17,11 @@
 namespace smp {
 
 PreprocessingParams get_preprocessing_params(const std::string& encoder_name, const std::string& pretrained) {
-  PreprocessingParams params;
   if (util::starts_with(encoder_name, "tu-") && timm::is_model(encoder_name.substr(3))) {
     const auto timm_name = encoder_name.substr(3);
     const auto& entry = timm::model_entry(timm_name);
     timm::check_pretrained_tag(entry.name, timm::split_model_name_tag(timm_name).second);
+    PreprocessingParams params;
     params.mean = entry.mean;
     params.std = entry.std;
     return params;
@@ -32,15 +32,7 @@ PreprocessingParams get_preprocessing_params(const std::string& encoder_name, co
         "Unknown encoder '{}' for preprocessing parameters.{} Encoders are smp's own names and tu-<timm model name>; "
         "`smp list-encoders` lists them.",
         encoder_name, util::did_you_mean(encoder_name, encoder_names())));
-  const auto weights = smp_encoder_weights(encoder_name);
-  if (std::find(weights.begin(), weights.end(), pretrained) == weights.end())
-    throw std::invalid_argument(fmt::format("Encoder '{}' has no pretrained weights '{}'; available: {}", encoder_name,
-                                            pretrained, util::join(weights, ", ")));
-  // Every set of smp's own weights (imagenet, ssl, swsl, instagram; ResNet, ResNeXt and Mix Transformer
-  // alike) was trained on ImageNet-normalized inputs.
-  params.mean = {0.485, 0.456, 0.406};
-  params.std = {0.229, 0.224, 0.225};
-  return params;
+  return smp_encoder_preprocessing(encoder_name, pretrained);
 }
 
 torch::Tensor preprocess(const torch::Tensor& image, const PreprocessingParams& params) {

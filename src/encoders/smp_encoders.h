@@ -1,7 +1,8 @@
-// smp's own encoder names (resnet*, resnext*, mit_b*), built by create_encoder.
+// smp's own encoder names (src/encoders/smp/groups.def lists their groups), built by create_encoder.
 #pragma once
 
 #include <smp/encoders.h>
+#include <smp/preprocessing.h>
 
 #include <string>
 #include <vector>
@@ -18,5 +19,8 @@ bool is_weights_path(const std::string& weights);
 // The names of smp's pretrained weights for one of its encoders ("imagenet", "ssl", ...); empty for
 // a name that is not one of them.
 std::vector<std::string> smp_encoder_weights(const std::string& encoder);
+
+// The preprocessing those weights expect; throws std::invalid_argument naming the available weights.
+PreprocessingParams smp_encoder_preprocessing(const std::string& encoder, const std::string& weights);
 
 }  // namespace smp

@@ -51,7 +51,8 @@ void log_adjustments(const detail::SlotPlan& plan, int64_t requested_depth) {
 TimmUniversalEncoderImpl::TimmUniversalEncoderImpl(const EncoderOptions& options)
     : in_channels_(options.in_channels()), output_stride_(options.output_stride()) {
   detail::check_encoder_depth(options.depth());  // before anything is downloaded or built
-  const std::string timm_name = util::starts_with(options.name(), "tu-") ? options.name().substr(3) : options.name();
+  timm_name_ = util::starts_with(options.name(), "tu-") ? options.name().substr(3) : options.name();
+  const std::string& timm_name = timm_name_;
   const auto& entry = timm::model_entry(timm_name);
   mean_ = entry.mean;
   std_ = entry.std;
@@ -159,8 +160,31 @@ std::string TimmUniversalEncoderImpl::features_info_str() const {
   return out;
 }
 
+namespace {
+
+// smp's deprecated "timm-" names of encoders it now builds as "tu-" ones ("timm-mobilenetv3*" as timm's
+// tf_ variants); empty for other names.
+std::string universal_name_of_deprecated(const std::string& name) {
+  for (const char* group : {"regnet", "res2", "resnest", "mobilenetv3", "gernet"})
+    if (util::starts_with(name, std::string("timm-") + group))
+      return (std::string(group) == "mobilenetv3" ? "tu-tf_" : "tu-") + name.substr(5);
+  return "";
+}
+
+}  // namespace
+
 Encoder create_encoder(const EncoderOptions& options) {
   const auto& name = options.name();
+  if (util::starts_with(name, "timm-"))
+    log::logger().warn("`timm-` encoders are deprecated and will be removed in the future. Please use `tu-` "
+                       "equivalent encoders instead (see 'Timm encoders' section in the documentation).");
+  if (const auto universal = universal_name_of_deprecated(name); !universal.empty()) {
+    if (!timm::is_model(universal.substr(3)))
+      throw std::invalid_argument(fmt::format("Unknown encoder '{}' (smp builds it as '{}', a timm model this "
+                                              "library does not have yet). `smp list-encoders` lists the timm models.",
+                                              name, universal));
+    return std::make_shared<TimmUniversalEncoderImpl>(EncoderOptions(options).name(universal));
+  }
   if (util::starts_with(name, "tu-") && timm::is_model(name.substr(3)))
     return std::make_shared<TimmUniversalEncoderImpl>(options);
   if (auto encoder = create_smp_encoder(options)) return encoder;

@@ -227,7 +227,7 @@ SegmentationModel from_pretrained(const std::string& path_or_id, const json& ove
   }
   if (!overrides.empty()) keep_new_heads(*model, tensors, weights_path.string());
   try {
-    const auto report = io::load_state_dict(*model, tensors, io::LoadOptions().strict(strict));
+    const auto report = model->load_state_dict(tensors, strict);
     if (!report.ok())
       log::logger().warn("{}: loaded into {} with strict=false; skipped:{}", weights_path.string(), arch,
                          report.describe());

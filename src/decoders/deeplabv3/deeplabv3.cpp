@@ -151,6 +151,14 @@ DeepLabV3Impl::DeepLabV3Impl(const DeepLabV3Options& o)
   set_decoder(DeepLabV3Decoder(encoder().out_channels().back(), o));
   set_heads(segmentation_head(o.decoder_channels(), o.classes(), 1, o.activation(), static_cast<double>(scale)),
             o.aux_params());
+  // Older smp versions kept the decoder as a Sequential: its parts were numbered, not named.
+  legacy_keys_ = [](const std::string& key) {
+    static const std::vector<std::pair<std::string, std::string>> parts = {
+        {"decoder.0.", "decoder.aspp."}, {"decoder.1.", "decoder.conv."}, {"decoder.2.", "decoder.bn."}};
+    for (const auto& [old_prefix, new_prefix] : parts)
+      if (key.rfind(old_prefix, 0) == 0) return new_prefix + key.substr(old_prefix.size());
+    return key;
+  };
 }
 
 DeepLabV3PlusImpl::DeepLabV3PlusImpl(const DeepLabV3PlusOptions& o)
