@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -548,6 +549,60 @@ TEST_F(Hub, SmpEncoderWeightsByName) {
   EXPECT_NE(error_of([] { smp::create_encoder(smp::EncoderOptions().name("resnet18").weights("imagenet21k")); })
                 .find("Available options are: ['imagenet', 'ssl', 'swsl']"),
             std::string::npos);
+}
+
+// One encoder of each kind of smp weights file: the repository spells '+' as '-', the files hold the
+// classifier smp drops, densenet's older files the key pattern smp renames, and mobileone adapts both
+// convolutions of its first block to one input channel.
+TEST_F(Hub, SmpEncoderWeightsFilesAsSmpLoadsThem) {
+  struct Case {
+    std::string encoder, weights, repo, revision;
+    smp::io::TensorMap extra;                                      // what smp's loader drops
+    std::function<std::string(const std::string&)> file_key;      // module key -> key in the file
+    int64_t in_channels;
+  };
+  const auto same = [](const std::string& key) { return key; };
+  const std::vector<Case> cases = {
+      {"dpn68b", "imagenet+5k", "smp-hub/dpn68b.imagenet-5k", "6c6615e77688e390ae0eaa81e26821fbd83cee4b",
+       {{"last_linear.weight", torch::zeros({1000, 832, 1, 1})}}, same, 3},
+      {"inceptionv4", "imagenet+background", "smp-hub/inceptionv4.imagenet-background",
+       "8c2a48e20d2709ee64f8421c61be309f05bfa536", {{"last_linear.bias", torch::zeros({1001})}}, same, 3},
+      {"densenet121", "imagenet", "smp-hub/densenet121.imagenet", "a17c96896a265b61338f66f61d3887b24f61995a",
+       {{"classifier.weight", torch::zeros({1000, 1024})}},
+       [](const std::string& key) {  // torchvision's old names: denselayerN.norm.1 for norm1
+         static const std::regex pattern(R"(^(.*denselayer\d+\.(?:norm|relu|conv))([12])\.(weight|bias|running_mean|running_var)$)");
+         return std::regex_replace(key, pattern, "$1.$2.$3");
+       },
+       3},
+      {"mobileone_s0", "imagenet", "smp-hub/mobileone_s0.imagenet", "f52815cf0ad29278a9860c9cd5fabf19f904bedf",
+       {{"linear.weight", torch::zeros({1000, 1024})}}, same, 1},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.encoder);
+    auto source = smp::create_encoder(smp::EncoderOptions().name(c.encoder));
+    smp::fill::fill_module(*source);
+    const auto tensors = smp::io::state_dict(*source);
+    auto file = c.extra;
+    for (const auto& [key, value] : tensors) file[c.file_key(key)] = value;
+    if (c.encoder == "densenet121") ASSERT_TRUE(file.count("features.denseblock1.denselayer1.norm.1.weight"));
+    serve(c.repo, "model.safetensors", smp::io::serialize_safetensors(file), c.revision);
+    server_->clear_log();
+    auto encoder = smp::create_encoder(smp::EncoderOptions().name(c.encoder).weights(c.weights).in_channels(c.in_channels));
+    ASSERT_FALSE(server_->log().empty());
+    EXPECT_EQ(server_->log()[0].path, "/" + c.repo + "/resolve/" + c.revision + "/model.safetensors");
+    for (const auto& [key, value] : smp::io::state_dict(*encoder)) {
+      const auto& want = tensors.at(key);
+      if (value.sizes() == want.sizes())
+        EXPECT_TRUE(torch::equal(value, want)) << key;
+      else  // a first convolution summed over its input channels
+        EXPECT_TRUE(torch::allclose(value, want.sum(1, true))) << key;
+    }
+  }
+  // Each weights name brings its own preprocessing (DPN's were trained on other statistics).
+  const auto dpn = smp::get_preprocessing_params("dpn68b", "imagenet+5k");
+  EXPECT_NEAR(dpn.mean[0], 124.0 / 255, 1e-9);
+  EXPECT_NEAR(dpn.std[0], 1 / (0.0167 * 255), 1e-9);
+  EXPECT_EQ(smp::get_preprocessing_params("inceptionv4", "imagenet").mean, (std::vector<double>{0.5, 0.5, 0.5}));
 }
 
 // timm encoders: "tu-<model>.<tag>" (timm's default tag without one) from timm/<model>.<tag>.

@@ -1,9 +1,10 @@
-// smp's own encoders (resnet*, resnext*, mit_b*): names, depth and output-stride handling, weights
-// files and errors. Numbers are checked by the unet_resnet*/unet_mit_* fixtures.
+// smp's own encoders: names, depth and output-stride handling, weights files and errors, and smp's
+// checkpoint compatibility rules. Numbers are checked by the smp and smp_native fixtures.
 #include <gtest/gtest.h>
 #include <smp/encoders.h>
 #include <smp/fill.h>
 #include <smp/io.h>
+#include <smp/reparameterize.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -15,12 +16,22 @@ using namespace smp::test;
 
 namespace {
 
+// The 76 names of smp 0.5's encoders registry (segmentation_models_pytorch.encoders.encoders), sorted.
 TEST(SmpEncoders, NamesAsSmpRegistersThem) {
-  EXPECT_EQ(smp::list_smp_encoders(),
-            (std::vector<std::string>{"mit_b0", "mit_b1", "mit_b2", "mit_b3", "mit_b4", "mit_b5", "resnet101",
-                                      "resnet152", "resnet18", "resnet34", "resnet50", "resnext101_32x16d",
-                                      "resnext101_32x32d", "resnext101_32x48d", "resnext101_32x4d", "resnext101_32x8d",
-                                      "resnext50_32x4d"}));
+  EXPECT_EQ(smp::list_smp_encoders(), (std::vector<std::string>{
+      "densenet121", "densenet161", "densenet169", "densenet201", "dpn107", "dpn131", "dpn68", "dpn68b", "dpn92",
+      "dpn98", "efficientnet-b0", "efficientnet-b1", "efficientnet-b2", "efficientnet-b3", "efficientnet-b4",
+      "efficientnet-b5", "efficientnet-b6", "efficientnet-b7", "inceptionresnetv2", "inceptionv4", "mit_b0",
+      "mit_b1", "mit_b2", "mit_b3", "mit_b4", "mit_b5", "mobilenet_v2", "mobileone_s0", "mobileone_s1",
+      "mobileone_s2", "mobileone_s3", "mobileone_s4", "resnet101", "resnet152", "resnet18", "resnet34", "resnet50",
+      "resnext101_32x16d", "resnext101_32x32d", "resnext101_32x48d", "resnext101_32x4d", "resnext101_32x8d",
+      "resnext50_32x4d", "se_resnet101", "se_resnet152", "se_resnet50", "se_resnext101_32x4d", "se_resnext50_32x4d",
+      "senet154", "timm-efficientnet-b0", "timm-efficientnet-b1", "timm-efficientnet-b2", "timm-efficientnet-b3",
+      "timm-efficientnet-b4", "timm-efficientnet-b5", "timm-efficientnet-b6", "timm-efficientnet-b7",
+      "timm-efficientnet-b8", "timm-efficientnet-l2", "timm-skresnet18", "timm-skresnet34", "timm-skresnext50_32x4d",
+      "timm-tf_efficientnet_lite0", "timm-tf_efficientnet_lite1", "timm-tf_efficientnet_lite2",
+      "timm-tf_efficientnet_lite3", "timm-tf_efficientnet_lite4", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
+      "vgg16_bn", "vgg19", "vgg19_bn", "xception"}));
 }
 
 TEST(SmpEncoders, DepthCutsFeaturesNotParameters) {
@@ -184,6 +195,76 @@ TEST(CheckpointCompatibility, NonStrictSkipsMismatchedShapes) {
   const auto after = smp::io::state_dict(*target);
   EXPECT_TRUE(torch::equal(after.at("segmentation_head.0.weight"), head_before));
   EXPECT_TRUE(torch::equal(after.at("encoder.model.conv1.weight"), tensors.at("encoder.model.conv1.weight")));
+}
+
+}  // namespace
+
+namespace {
+
+// Where smp's make_dilated raises, so does the encoder, with smp's reason; the others dilate.
+TEST(SmpEncoders, OutputStrideAsEachEncoderAllowsIt) {
+  for (const auto* name : {"densenet121", "vgg11", "inceptionv4", "inceptionresnetv2", "xception"}) {
+    const auto msg = error_of([&] { smp::create_encoder(smp::EncoderOptions().name(name).output_stride(16)); });
+    EXPECT_NE(msg.find("not support dilated mode"), std::string::npos) << name << ": " << msg;
+  }
+  for (const auto* name : {"se_resnet50", "dpn68", "efficientnet-b0", "timm-efficientnet-b0", "mobilenet_v2",
+                           "mobileone_s0", "timm-skresnet18"}) {
+    auto encoder = smp::create_encoder(smp::EncoderOptions().name(name).output_stride(8));
+    encoder->eval();
+    EXPECT_EQ(encoder->forward(torch::zeros({1, 3, 64, 64})).back().size(-1), 8) << name;
+    EXPECT_NE(error_of([&] { smp::create_encoder(smp::EncoderOptions().name(name).output_stride(4)); })
+                  .find("Output stride should be 16 or 8, got 4"),
+              std::string::npos)
+        << name;
+  }
+}
+
+// smp's mobileone encoders fold into single convolutions with the same outputs.
+TEST(SmpEncoders, MobileOneReparameterizes) {
+  for (const auto* name : {"mobileone_s0", "mobileone_s4"}) {
+    auto encoder = smp::create_encoder(smp::EncoderOptions().name(name).output_stride(16));
+    smp::fill::fill_module(*encoder);
+    encoder->eval();
+    // In float64: the filled (untrained) s4 reaches activations of 1e5, where float32's reordered
+    // sums alone differ by 1e-3 relative; the folding itself must be exact.
+    encoder->to(torch::kDouble);
+    const auto x = torch::rand({1, 3, 64, 64}, torch::kDouble);
+    torch::NoGradGuard no_grad;
+    const auto before = encoder->forward(x);
+    EXPECT_GT(smp::timm::reparameterize(*encoder), 0) << name;
+    EXPECT_TRUE(has_prefix(keys(*encoder), "stage1.0.reparam_conv.")) << name;
+    const auto after = encoder->forward(x);
+    ASSERT_EQ(before.size(), after.size());
+    for (size_t i = 0; i < before.size(); ++i)
+      EXPECT_LT((before[i] - after[i]).abs().max().item<double>(), 1e-9 * before[i].abs().max().item<double>())
+          << name << " feature " << i;
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Which architectures smp builds with its own encoders (checked against Python smp 0.5): the ones that
+// dilate the encoder (DeepLabV3, DeepLabV3Plus, PAN) refuse the encoders that cannot be dilated, with
+// the encoder's reason, and DPT takes timm encoders only; every other pair builds.
+TEST(SmpEncoders, ArchitecturesBuildWhereSmpBuildsThem) {
+  const std::vector<std::string> archs = {"Unet",      "UnetPlusPlus",  "MAnet", "Linknet", "FPN",       "PSPNet",
+                                          "DeepLabV3", "DeepLabV3Plus", "PAN",   "UPerNet", "Segformer", "DPT"};
+  const std::vector<std::string> undilatable = {"vgg11", "densenet121", "inceptionv4", "xception"};
+  for (const auto& encoder : {"vgg11", "densenet121", "inceptionv4", "xception", "mobilenet_v2", "dpn68",
+                              "efficientnet-b0"}) {
+    const bool dilatable = std::find(undilatable.begin(), undilatable.end(), encoder) == undilatable.end();
+    for (const auto& arch : archs) {
+      const auto msg = error_of([&] { smp::create_model(arch, {std::string("encoder_name=") + encoder}); });
+      if (arch == "DPT")
+        EXPECT_NE(msg.find("Only Timm encoders are supported for DPT"), std::string::npos) << encoder << ": " << msg;
+      else if (!dilatable && (arch == "DeepLabV3" || arch == "DeepLabV3Plus" || arch == "PAN"))
+        EXPECT_NE(msg.find("not support dilated mode"), std::string::npos) << encoder << " " << arch << ": " << msg;
+      else
+        EXPECT_EQ(msg, "(no error)") << encoder << " " << arch;
+    }
+  }
 }
 
 }  // namespace

@@ -16,6 +16,9 @@ class EncoderImpl : public torch::nn::Module {
   virtual std::vector<torch::Tensor> forward(const torch::Tensor& x) = 0;
   // [in_channels, c_1, ..., c_depth]
   virtual std::vector<int64_t> out_channels() const = 0;
+  // Channels of the input image: out_channels()[0] unless the first feature is not the input itself
+  // (smp's VGG encoders start with their first conv block's output).
+  virtual int64_t in_channels() const { return out_channels().front(); }
   virtual int64_t depth() const = 0;
   // Input height and width must be divisible by this: min(output stride, 2^depth).
   virtual int64_t output_stride() const = 0;

@@ -1,6 +1,6 @@
 // Inference re-parameterisation (timm's reparameterize_model): multi-branch training-time blocks
-// (MobileOne; FastViT's MobileOne blocks, large-kernel convolutions, RepMixers and conditional
-// position encodings) folded into single convolutions. Outputs stay equal; parameter names change to
+// (MobileOne, timm's and smp's mobileone_s* encoders alike; FastViT's MobileOne blocks, large-kernel
+// convolutions, RepMixers and conditional position encodings) folded into single convolutions. Outputs stay equal; parameter names change to
 // timm's re-parameterised ones ("reparam_conv.*"), so re-parameterised timm checkpoints load after it.
 #pragma once
 

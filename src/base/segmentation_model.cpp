@@ -52,7 +52,7 @@ void SegmentationModelImpl::set_heads(std::shared_ptr<torch::nn::Module> head,
 }
 
 void SegmentationModelImpl::check_input_shape(const torch::Tensor& x) const {
-  const auto in_channels = encoder_->out_channels().front();
+  const auto in_channels = encoder_->in_channels();
   if (x.dim() != 4)
     throw std::invalid_argument(fmt::format("Expected a 4-d input [batch, {}, height, width], got a {}-d tensor",
                                             in_channels, x.dim()));

@@ -199,7 +199,7 @@ PredictReport predict_files(SegmentationModelImpl& model, const std::string& inp
   if (fs::weakly_canonical(fs::absolute(output_dir)) == fs::weakly_canonical(fs::absolute(input_dir)))
     throw std::invalid_argument("the output folder " + output_dir +
                                 " is the input folder; choose another output folder so that no input is overwritten");
-  const auto in_channels = model.encoder().out_channels().front();
+  const auto in_channels = model.encoder().in_channels();
   if (in_channels != 3)
     throw std::invalid_argument(fmt::format(
         "predict reads RGB images, but the model takes {} input channels; use a model with in_channels=3",

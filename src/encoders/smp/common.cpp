@@ -66,6 +66,13 @@ PreprocessingParams imagenet_preprocessing() {
   return p;
 }
 
+PreprocessingParams centered_preprocessing() {
+  PreprocessingParams p;
+  p.mean = {0.5, 0.5, 0.5};
+  p.std = {0.5, 0.5, 0.5};
+  return p;
+}
+
 void add(const std::string& name, Factory factory, std::vector<Pretrained> pretrained) {
   registry().add(name, Entry{std::move(factory), std::move(pretrained)});
 }
@@ -83,6 +90,25 @@ void refuse_dilation(const EncoderOptions& o, const std::string& reason) {
 
 int64_t stage_dilation(int64_t reduction, int64_t output_stride) {
   return reduction > output_stride ? reduction / output_stride : 1;
+}
+
+torch::nn::Conv2d dilatable_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t dilation,
+                                 int64_t groups) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
+                               .stride(dilation > 1 ? 1 : stride)
+                               .padding(kernel / 2 * dilation)
+                               .dilation(dilation)
+                               .groups(groups)
+                               .bias(false));
+}
+
+void replace_strides_with_dilation(torch::nn::Module& stage, int64_t rate) {
+  for (const auto& module : stage.modules()) {
+    if (auto* conv = module->as<torch::nn::Conv2d>()) {
+      const auto& k = *conv->options.kernel_size();
+      conv->options.stride(1).dilation(rate).padding(torch::ExpandingArray<2>({k[0] / 2 * rate, k[1] / 2 * rate}));
+    }
+  }
 }
 
 KeyRename drop_prefixes(std::vector<std::string> prefixes) {

@@ -18,6 +18,8 @@ namespace smp::smp_encoders {
 
 // RGB in [0, 1], ImageNet mean and std: what most of smp's weights expect.
 PreprocessingParams imagenet_preprocessing();
+// RGB in [0, 1], mean = std = 0.5 (inputs to [-1, 1]): the Inception family's and AdvProp's weights.
+PreprocessingParams centered_preprocessing();
 
 // One entry of smp's pretrained_settings: the file is model.safetensors of the hub repository
 // smp-hub/<encoder>.<weights> ('+' in the weights name spelled '-') at the revision smp pins.
@@ -49,6 +51,13 @@ void refuse_dilation(const EncoderOptions& o, const std::string& reason);
 // The dilation make_dilated gives the layers of a stage of this reduction: 1 up to the output stride,
 // then reduction / output_stride (and that stage's stride becomes 1).
 int64_t stage_dilation(int64_t reduction, int64_t output_stride);
+// A bias-free convolution as smp's make_dilated leaves it: padding (k / 2) * dilation, and stride 1 once
+// dilated (the stage's reduction then comes from the dilation).
+torch::nn::Conv2d dilatable_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t dilation,
+                                 int64_t groups = 1);
+// smp's replace_strides_with_dilation on a built stage: every Conv2d in it drops its stride and takes
+// dilation `rate` with padding (k / 2) * rate (residual shortcuts stay as built, as in smp).
+void replace_strides_with_dilation(torch::nn::Module& stage, int64_t rate);
 
 // Maps a key of a weights file to the module's key; "" drops the key (classifier heads, ...).
 using KeyRename = std::function<std::string(const std::string&)>;
@@ -66,6 +75,7 @@ class SmpEncoderImpl : public EncoderImpl {
  public:
   explicit SmpEncoderImpl(const EncoderOptions& o);
   std::vector<int64_t> out_channels() const override;
+  int64_t in_channels() const override { return in_channels_; }
   int64_t depth() const override { return depth_; }
   int64_t output_stride() const override;
   std::vector<double> mean() const override { return preprocessing_.mean; }

@@ -49,6 +49,7 @@ struct ResNetConfig {
   std::string attn;  // "", "se" or "eca"
   double se_rd_ratio = 1.0 / 16;
   const PrunedWidths* pruned = nullptr;
+  BlockFactory make_block;  // another family's blocks (sknet); empty = timm's BasicBlock / Bottleneck
 
   // Variant modifiers, named after timm's suffixes.
   ResNetConfig& deep(int64_t width = 32) {
@@ -234,7 +235,9 @@ class ResNetImpl : public BackboneImpl {
                                       : downsample_conv(inplanes, out, cfg.down_kernel_size, stride, dilation,
                                                         prev_dilation, gn);
         }
-        if (type == BlockType::kBasic)
+        if (cfg.make_block)
+          stage->push_back(cfg.make_block(a));
+        else if (type == BlockType::kBasic)
           stage->push_back(BasicBlock(a));
         else
           stage->push_back(Bottleneck(a));
@@ -307,6 +310,14 @@ const PrunedWidths& ecaresnet101d_pruned_widths() {
 }
 
 }  // namespace
+
+Backbone create_custom_block_resnet(const std::string& name, const CustomBlockResNet& spec, const ModelArgs& args) {
+  auto cfg = make_config(spec.bottleneck ? BlockType::kBottleneck : BlockType::kBasic, spec.layers);
+  cfg.groups(spec.cardinality, spec.base_width);
+  if (spec.d_variant) cfg.d();
+  cfg.make_block = spec.make_block;
+  return std::make_shared<ResNetImpl>(name, cfg, args);
+}
 
 void register_family() {
   const std::vector<int64_t> r18{2, 2, 2, 2}, r34{3, 4, 6, 3}, r101{3, 4, 23, 3}, r152{3, 8, 36, 3},

@@ -4,6 +4,12 @@
 
 #include <torch/torch.h>
 
+#include <smp/timm.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "timm/layers/activations.h"
 #include "timm/layers/attention_modules.h"
 #include "timm/layers/create_aa.h"
@@ -140,4 +146,24 @@ class BottleneckImpl : public BlockBase {
 };
 TORCH_MODULE(Bottleneck);
 
+// Builds one block of a stage from its BlockArgs: how another family's blocks (timm's sknet) go
+// into timm's ResNet.
+using BlockFactory = std::function<nn::AnyModule(const BlockArgs&)>;
+
 }  // namespace smp::timm::resnet_blocks
+
+namespace smp::timm::resnet {
+
+// timm's ResNet (stem, stage bookkeeping, output stride, features) with blocks from `make_block`.
+// `bottleneck` gives the blocks timm's Bottleneck widths and expansion (4), else BasicBlock's.
+struct CustomBlockResNet {
+  bool bottleneck = false;
+  std::vector<int64_t> layers;
+  int64_t cardinality = 1, base_width = 64;
+  bool d_variant = false;  // timm's 'D': 32-wide deep stem, average-pool shortcut
+  resnet_blocks::BlockFactory make_block;
+};
+
+Backbone create_custom_block_resnet(const std::string& name, const CustomBlockResNet& spec, const ModelArgs& args);
+
+}  // namespace smp::timm::resnet
