@@ -102,6 +102,7 @@ at::Tensor cat_channels_last(const std::vector<CatPart>& parts, int64_t height, 
       for (size_t k = 0; k < sources.size(); ++k) {
         const auto& src = sources[k];
         const int64_t c = src.size(1), h = src.size(2), w = src.size(3), bytes = c * item;
+        if (c == 0) continue;  // a 0-channel placeholder (MiT's stride-2 slot) has no data, not even a pointer
         const char* image = static_cast<const char*>(src.data_ptr()) + b * h * w * bytes;
         if (!rows[k].empty()) {
           const char* in_row = image + rows[k][y] * w * bytes;
