@@ -5,6 +5,7 @@
 #include <smp/fill.h>
 #include <smp/io.h>
 #include <smp/reparameterize.h>
+#include <smp/timm.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -69,6 +70,19 @@ TEST(SmpEncoders, UnknownNameSuggestsBothKinds) {
   const auto msg = error_of([] { smp::create_encoder(smp::EncoderOptions().name("resnet43")); });
   EXPECT_NE(msg.find("Unknown encoder 'resnet43'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("resnet34"), std::string::npos) << msg;
+}
+
+// timm registers coat, convit, convmixer, crossvit and visformer but cannot build them with features_only.
+TEST(SmpEncoders, TimmModelsWithoutFeaturesSayWhy) {
+  for (const std::string name : {"tu-coat_lite_mini", "tu-crossvit_9_240", "tu-visformer_tiny"}) {
+    const auto msg = error_of([&] { smp::create_encoder(smp::EncoderOptions().name(name)); });
+    EXPECT_NE(msg.find("cannot be an encoder: timm builds"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("without features_only"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  EXPECT_EQ(smp::timm::module_without_features("convit_tiny"), "convit");
+  EXPECT_EQ(smp::timm::module_without_features("resnet18"), "");
+  EXPECT_EQ(smp::timm::models_without_features().size(), 27u);
 }
 
 // A weights file with the classifier ("fc.*") loads; a 1-channel encoder gets the summed first conv.

@@ -140,6 +140,11 @@ std::string download_pretrained(const std::string& name);
 std::vector<std::string> list_models(const std::string& pattern = "");
 const ModelEntry& model_entry(const std::string& name);  // throws with close matches if unknown
 bool is_model(const std::string& name);
+// timm's module ("coat", "crossvit", ...) for the names timm registers but refuses to build with
+// features_only, which therefore cannot be encoders; "" for every other name.
+std::string module_without_features(const std::string& name);
+// Every such name, as timm lists them.
+std::vector<std::string> models_without_features();
 
 // timm.create_model(name, **args) without features_only: the full classifier.
 Backbone create_model(const std::string& name, const ModelArgs& args = {});

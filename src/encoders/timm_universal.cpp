@@ -188,6 +188,8 @@ Encoder create_encoder(const EncoderOptions& options) {
   if (util::starts_with(name, "tu-") && timm::is_model(name.substr(3)))
     return std::make_shared<TimmUniversalEncoderImpl>(options);
   if (auto encoder = create_smp_encoder(options)) return encoder;
+  if (util::starts_with(name, "tu-") && !timm::module_without_features(name.substr(3)).empty())
+    timm::model_entry(name.substr(3));  // throws, saying why timm cannot give its features
   throw std::invalid_argument("Unknown encoder '" + options.name() + "'." +
                               util::did_you_mean(options.name(), encoder_names()) +
                               " timm backbones are named tu-<timm model name>; `smp list-encoders` lists them.");

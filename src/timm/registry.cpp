@@ -73,7 +73,12 @@ std::vector<std::string> list_models(const std::string& pattern) {
 
 bool is_model(const std::string& name) { return registry().find(split_model_name_tag(name).first) != nullptr; }
 
-const ModelEntry& model_entry(const std::string& name) { return registry().at(split_model_name_tag(name).first); }
+const ModelEntry& model_entry(const std::string& name) {
+  if (const auto module = module_without_features(name); !module.empty())
+    throw std::invalid_argument("timm model '" + name + "' cannot be an encoder: timm builds " + module +
+                                " models without features_only. Choose another backbone (`smp list-encoders`).");
+  return registry().at(split_model_name_tag(name).first);
+}
 
 Backbone create_model(const std::string& name, const ModelArgs& args) {
   const auto& entry = model_entry(name);
