@@ -26,7 +26,8 @@ TEST(RegNetZ, RegistersTheByobnetRegNetZNames) {
   std::vector<std::string> byobnet;
   for (const auto& name : smp::timm::list_models("regnetz_*"))
     if (smp::timm::model_entry(name).family == "byobnet") byobnet.push_back(name);
-  EXPECT_EQ(byobnet, (std::vector<std::string>{"regnetz_b16", "regnetz_c16", "regnetz_d32", "regnetz_d8", "regnetz_e8"}));
+  EXPECT_EQ(byobnet, (std::vector<std::string>{"regnetz_b16", "regnetz_b16_evos", "regnetz_c16", "regnetz_c16_evos",
+                                               "regnetz_d32", "regnetz_d8", "regnetz_d8_evos", "regnetz_e8"}));
   EXPECT_EQ(smp::timm::model_entry("regnetz_d8").mean, (std::vector<double>{0.5, 0.5, 0.5}));
 }
 

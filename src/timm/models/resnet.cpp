@@ -314,7 +314,7 @@ const PrunedWidths& ecaresnet101d_pruned_widths() {
 Backbone create_custom_block_resnet(const std::string& name, const CustomBlockResNet& spec, const ModelArgs& args) {
   auto cfg = make_config(spec.bottleneck ? BlockType::kBottleneck : BlockType::kBasic, spec.layers);
   cfg.groups(spec.cardinality, spec.base_width);
-  if (spec.d_variant) cfg.d();
+  if (spec.d_variant) cfg.deep(spec.stem_width).down_avg();
   cfg.make_block = spec.make_block;
   return std::make_shared<ResNetImpl>(name, cfg, args);
 }

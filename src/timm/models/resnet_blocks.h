@@ -162,6 +162,7 @@ struct CustomBlockResNet {
   int64_t cardinality = 1, base_width = 64;
   bool d_variant = false;  // timm's 'D': 32-wide deep stem, average-pool shortcut
   resnet_blocks::BlockFactory make_block;
+  int64_t stem_width = 32;  // the deep stem's width with d_variant (64: timm's ResNeSt 'e' nets)
 };
 
 Backbone create_custom_block_resnet(const std::string& name, const CustomBlockResNet& spec, const ModelArgs& args);
