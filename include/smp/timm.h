@@ -52,6 +52,8 @@ enum class FeatureWrap {
   // The family's own features-only model (timm's HighResolutionNetFeatures): the backbone's children
   // under their own names.
   kOwn,
+  // FeatureHookNet without rewriting: the whole model (classifier removed) under "body.".
+  kHook,
 };
 
 // Base of every backbone. Submodules are registered under timm's exact names, so the full model's

@@ -32,9 +32,10 @@ FeaturesImpl::FeaturesImpl(Backbone backbone, std::vector<int64_t> out_indices)
       throw std::invalid_argument("out_indices must be strictly increasing");
   for (auto i : out_indices_) selected_info_.push_back(info[static_cast<size_t>(i)]);
 
-  if (backbone_->feature_wrap() == FeatureWrap::kGetter) {
-    register_module("model", backbone_);
-    aliases_.emplace_back("model", "");
+  if (backbone_->feature_wrap() == FeatureWrap::kGetter || backbone_->feature_wrap() == FeatureWrap::kHook) {
+    const std::string prefix = backbone_->feature_wrap() == FeatureWrap::kGetter ? "model" : "body";
+    register_module(prefix, backbone_);
+    aliases_.emplace_back(prefix, "");
     return;
   }
   if (backbone_->feature_wrap() == FeatureWrap::kOwn) {

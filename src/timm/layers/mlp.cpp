@@ -55,14 +55,15 @@ torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
   return fc2_(norm_ ? norm_(y) : y);
 }
 
-GluMlpImpl::GluMlpImpl(int64_t in_features, int64_t hidden_features, const std::string& act) : act_(get_act(act)) {
+GluMlpImpl::GluMlpImpl(int64_t in_features, int64_t hidden_features, const std::string& act, bool gate_last)
+    : act_(get_act(act)), gate_last_(gate_last) {
   fc1_ = register_module("fc1", torch::nn::Linear(in_features, hidden_features * 2));
   fc2_ = register_module("fc2", torch::nn::Linear(hidden_features, in_features));
 }
 
 torch::Tensor GluMlpImpl::forward(const torch::Tensor& x) {
   auto halves = fc1_(x).chunk(2, -1);
-  return fc2_(act_(halves[0]) * halves[1]);
+  return fc2_(gate_last_ ? halves[0] * act_(halves[1]) : act_(halves[0]) * halves[1]);
 }
 
 }  // namespace smp::timm::layers

@@ -62,15 +62,17 @@ class SwiGLUImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SwiGLU);
 
-// timm's GluMlp over the last dimension: fc1 to twice the width, act(first half) * second half -> fc2.
+// timm's GluMlp over the last dimension: fc1 to twice the width, one half gating the other -> fc2.
+// The gate is the first half (gate_last = false: timm's SwiGLUPacked) or the second (timm's default).
 class GluMlpImpl : public torch::nn::Module {
  public:
-  GluMlpImpl(int64_t in_features, int64_t hidden_features, const std::string& act = "silu");
+  GluMlpImpl(int64_t in_features, int64_t hidden_features, const std::string& act = "silu", bool gate_last = false);
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
   ActFn act_;
+  bool gate_last_;
 };
 TORCH_MODULE(GluMlp);
 

@@ -13,6 +13,7 @@
 #include "timm/layers/mlp.h"
 #include "timm/layers/pos_embed.h"
 #include "timm/layers/token_norm.h"
+#include "timm/models/vision_transformer.h"
 
 namespace smp::timm {
 
@@ -41,6 +42,10 @@ struct VitConfig {
   bool distilled_ = false;
   std::vector<double> mean = {0.485, 0.456, 0.406}, std = {0.229, 0.224, 0.225};
   int64_t num_classes = 1000;
+  // Hybrid models: the CNN whose map patch_embed.proj embeds (timm's HybridEmbed); unset for
+  // plain patch embedding.
+  std::function<HybridBackbone(const ModelArgs&)> hybrid;
+  bool hybrid_proj = true;
 
   VitConfig(int64_t p, int64_t d, int64_t n, int64_t h) : patch_size(p), embed_dim(d), depth(n), num_heads(h) {}
   VitConfig& img(int64_t v) { img_size = v; return *this; }
@@ -112,7 +117,9 @@ class VisionTransformerImpl : public BackboneImpl {
     if (args.output_stride() != 32)
       throw std::invalid_argument(name + " has no output_stride option (its features all have reduction " +
                                   std::to_string(c.patch_size) + "); got " + std::to_string(args.output_stride()));
-    grid_ = c.img_size / c.patch_size;
+    if (c.hybrid) hybrid_ = c.hybrid(args);
+    const int64_t reduction = c.patch_size * (c.hybrid ? hybrid_.reduction : 1);
+    grid_ = c.img_size / reduction;
     if (c.class_token) cls_token_ = register_parameter("cls_token", torch::zeros({1, 1, c.embed_dim}));
     if (c.reg_tokens) reg_token_ = register_parameter("reg_token", torch::zeros({1, c.reg_tokens, c.embed_dim}));
     const int64_t embed_len = grid_ * grid_ + (c.no_embed_class_ ? 0 : c.prefix_tokens());
@@ -120,8 +127,12 @@ class VisionTransformerImpl : public BackboneImpl {
     if (c.distilled_) dist_token_ = register_parameter("dist_token", torch::zeros({1, 1, c.embed_dim}));
 
     auto patch_embed = register_module("patch_embed", std::make_shared<nn::Module>());
-    proj_ = patch_embed->register_module(
-        "proj", nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c.embed_dim, c.patch_size).stride(c.patch_size).bias(!c.pre_norm_)));
+    if (c.hybrid) patch_embed->register_module("backbone", hybrid_.module);
+    if (!c.hybrid || c.hybrid_proj)
+      proj_ = patch_embed->register_module(
+          "proj", nn::Conv2d(nn::Conv2dOptions(c.hybrid ? hybrid_.channels : args.in_chans(), c.embed_dim, c.patch_size)
+                                 .stride(c.patch_size)
+                                 .bias(!c.pre_norm_)));
     if (c.embed_rmsnorm_eps > 0) {
       embed_norm_ = layers::make_token_norm({"rmsnorm", c.embed_rmsnorm_eps}, c.embed_dim);
       patch_embed->register_module("norm", embed_norm_.ptr());
@@ -132,7 +143,7 @@ class VisionTransformerImpl : public BackboneImpl {
     }
 
     for (int64_t i = 0; i < c.depth; ++i)
-      feature_info_.push_back({"blocks." + std::to_string(i), c.embed_dim, c.patch_size});
+      feature_info_.push_back({"blocks." + std::to_string(i), c.embed_dim, reduction});
     // features_only mirrors timm's prune_intermediate_layers: blocks up to the last requested one,
     // no final norm, no head.
     const int64_t n_blocks = layers::last_feature_index(args, c.depth, name) + 1;
@@ -197,7 +208,7 @@ class VisionTransformerImpl : public BackboneImpl {
     return classify(pooled, head_);
   }
 
-  std::string first_conv() const override { return "patch_embed.proj"; }
+  std::string first_conv() const override { return cfg_.hybrid ? hybrid_.first_conv : "patch_embed.proj"; }
 
  private:
   std::vector<torch::Tensor> intermediates(const torch::Tensor& x, const std::vector<int64_t>& indices,
@@ -220,11 +231,12 @@ class VisionTransformerImpl : public BackboneImpl {
   // Patch projection, prefix tokens and position embedding (resampled to this input's grid).
   torch::Tensor embed(const torch::Tensor& x, int64_t& gh, int64_t& gw) {
     const auto p = cfg_.patch_size;
-    if (x.size(2) % p != 0 || x.size(3) % p != 0)
+    const auto& map = cfg_.hybrid ? hybrid_.forward(x) : x;
+    if (map.size(2) % p != 0 || map.size(3) % p != 0)
       throw std::invalid_argument(model_name() + ": input height and width must be divisible by the patch size " +
-                                  std::to_string(p) + ", got " + std::to_string(x.size(2)) + "x" +
-                                  std::to_string(x.size(3)));
-    auto t = proj_(x);
+                                  std::to_string(p * (cfg_.hybrid ? hybrid_.reduction : 1)) + ", got " +
+                                  std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)));
+    auto t = proj_ ? proj_(map) : map;
     gh = t.size(2);
     gw = t.size(3);
     t = t.flatten(2).transpose(1, 2);
@@ -253,6 +265,7 @@ class VisionTransformerImpl : public BackboneImpl {
   }
 
   VitConfig cfg_;
+  HybridBackbone hybrid_;
   int64_t grid_;
   torch::Tensor cls_token_, reg_token_, pos_embed_, dist_token_;
   nn::Conv2d proj_{nullptr};
@@ -263,6 +276,16 @@ class VisionTransformerImpl : public BackboneImpl {
 };
 
 }  // namespace
+
+Backbone create_hybrid(const std::string& name, const HybridConfig& h, const ModelArgs& args,
+                       const std::function<HybridBackbone(const ModelArgs&)>& make_backbone) {
+  VitConfig c(h.patch_size, h.embed_dim, h.depth, h.num_heads);
+  c.img(h.img_size).mlp(h.mlp_ratio);
+  if (h.no_embed_class) c.no_embed_class();
+  c.hybrid = make_backbone;
+  c.hybrid_proj = h.proj;
+  return std::make_shared<VisionTransformerImpl>(name, c, args);
+}
 
 void register_family() {
   // Generated from timm's registry: every vision_transformer.py / deit.py name built from the
