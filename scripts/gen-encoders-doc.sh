@@ -11,7 +11,7 @@ smp_bin=build/smp
 if [ "${1:-}" = "--smp" ]; then smp_bin=$2; shift 2; fi
 tsv=src/encoders/encoder_table.tsv
 doc=docs/encoders.md
-trap 'rm -f "$tsv.tmp" "$tsv.new" "$tsv.old" "$doc.tmp" "$doc.table"' EXIT
+trap 'rm -f "$tsv.tmp" "$tsv.new" "$tsv.old" "$doc.tmp" "$doc.table" "$doc.families"' EXIT
 if [ $# -eq 0 ]; then
   SMP_LOG_LEVEL=warn "$smp_bin" list-encoders --measure --tsv > "$tsv.new"
 else
@@ -38,4 +38,20 @@ awk -v table="$doc.table" '
   !skip { print }
 ' "$doc" > "$doc.tmp"
 mv "$doc.tmp" "$doc"
-echo "$tsv, $doc: $(grep -vc '^#' "$tsv") encoders"
+# One member of each timm family (its smallest) through the universal encoder: `smp info` of a Unet.
+awk -F'\t' '/^tu-/ && !/^tu-test_/ && (!($2 in best) || $5 + 0 < size[$2]) { best[$2] = $1; size[$2] = $5 + 0 }
+  END { for (f in best) print f "\t" best[f] }' "$tsv" | LC_ALL=C sort > "$doc.families"
+{
+  while IFS=$'\t' read -r family name; do
+    printf '\n`smp info Unet encoder_name=%s` (%s)\n\n```\n' "$name" "$family"
+    SMP_LOG_LEVEL=warn "$smp_bin" info Unet "encoder_name=$name"
+    printf '```\n'
+  done < "$doc.families"
+} > "$doc.table"
+awk -v table="$doc.table" '
+  /<!-- family-info:begin -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
+  /<!-- family-info:end -->/ { skip = 0 }
+  !skip { print }
+' "$doc" > "$doc.tmp"
+mv "$doc.tmp" "$doc"
+echo "$tsv, $doc: $(grep -vc '^#' "$tsv") encoders, $(wc -l < "$doc.families") timm families"
