@@ -3,6 +3,7 @@
 
 #include "encoders/smp/common.h"
 #include "timm/layers/drop_path.h"
+#include "timm/layers/sr_attention.h"
 
 namespace smp::smp_encoders::mix_transformer {
 
@@ -30,42 +31,6 @@ torch::Tensor norm_2d(nn::LayerNorm& norm, const torch::Tensor& x) {
 
 // smp's MiT applies its drop_rate after the attention's projection and, in the MLP, after the
 // activation and after fc2.
-class MitAttentionImpl : public nn::Module {
- public:
-  MitAttentionImpl(int64_t dim, int64_t heads, int64_t sr_ratio, double drop_rate)
-      : heads_(heads), sr_ratio_(sr_ratio), drop_rate_(drop_rate) {
-    q = register_module("q", nn::Linear(dim, dim));
-    kv = register_module("kv", nn::Linear(dim, dim * 2));
-    proj = register_module("proj", nn::Linear(dim, dim));
-    if (sr_ratio > 1) {
-      sr = register_module("sr", nn::Conv2d(nn::Conv2dOptions(dim, dim, sr_ratio).stride(sr_ratio)));
-      norm = register_module("norm", layer_norm(dim));
-    }
-  }
-  // x: [B, N, C] tokens of an h x w map.
-  torch::Tensor forward(const torch::Tensor& x, int64_t h, int64_t w) {
-    const auto b = x.size(0), n = x.size(1), c = x.size(2), hd = c / heads_;
-    auto qh = q(x).reshape({b, n, heads_, hd}).permute({0, 2, 1, 3});
-    auto src = x;
-    if (sr_ratio_ > 1) {
-      auto m = sr(x.permute({0, 2, 1}).reshape({b, c, h, w})).reshape({b, c, -1}).permute({0, 2, 1});
-      src = norm(m);
-    }
-    auto kvh = kv(src).reshape({b, -1, 2, heads_, hd}).permute({2, 0, 3, 1, 4});
-    auto attn = torch::matmul(qh, kvh[0].transpose(-2, -1)) * std::pow(static_cast<double>(hd), -0.5);
-    auto y = torch::matmul(attn.softmax(-1), kvh[1]).transpose(1, 2).reshape({b, n, c});
-    return tl::dropout(proj(y), drop_rate_, is_training());
-  }
-
- private:
-  int64_t heads_, sr_ratio_;
-  double drop_rate_;
-  nn::Linear q{nullptr}, kv{nullptr}, proj{nullptr};
-  nn::Conv2d sr{nullptr};
-  nn::LayerNorm norm{nullptr};
-};
-TORCH_MODULE(MitAttention);
-
 class MitMlpImpl : public nn::Module {
  public:
   MitMlpImpl(int64_t dim, int64_t hidden, double drop_rate) : drop_rate_(drop_rate) {
@@ -94,7 +59,10 @@ class MitBlockImpl : public nn::Module {
   MitBlockImpl(int64_t dim, int64_t heads, int64_t sr_ratio, double drop_path_rate, double drop_rate)
       : drop_path_rate_(drop_path_rate) {
     norm1 = register_module("norm1", layer_norm(dim));
-    attn = register_module("attn", MitAttention(dim, heads, sr_ratio, drop_rate));
+    attn = register_module("attn", tl::SrAttention(tl::SrAttentionOptions(dim, heads)
+                                                      .sr_ratio(sr_ratio)
+                                                      .norm_eps(kMitEps)
+                                                      .proj_drop(drop_rate)));
     norm2 = register_module("norm2", layer_norm(dim));
     mlp = register_module("mlp", MitMlp(dim, dim * kMitMlpRatio, drop_rate));
   }
@@ -109,7 +77,7 @@ class MitBlockImpl : public nn::Module {
  private:
   double drop_path_rate_;
   nn::LayerNorm norm1{nullptr}, norm2{nullptr};
-  MitAttention attn{nullptr};
+  tl::SrAttention attn{nullptr};
   MitMlp mlp{nullptr};
 };
 TORCH_MODULE(MitBlock);

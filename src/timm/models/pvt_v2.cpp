@@ -8,6 +8,7 @@
 #include "timm/families.h"
 #include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
+#include "timm/layers/sr_attention.h"
 
 namespace smp::timm {
 
@@ -50,50 +51,13 @@ class MlpImpl : public nn::Module {
 };
 TORCH_MODULE(Mlp);
 
-class AttentionImpl : public nn::Module {
- public:
-  AttentionImpl(int64_t dim, int64_t heads, int64_t sr_ratio, bool linear) : heads_(heads), linear_(linear) {
-    q = register_module("q", nn::Linear(dim, dim));
-    kv = register_module("kv", nn::Linear(dim, dim * 2));
-    proj = register_module("proj", nn::Linear(dim, dim));
-    if (linear) {
-      sr = register_module("sr", nn::Conv2d(nn::Conv2dOptions(dim, dim, 1)));
-      norm = register_module("norm", layer_norm(dim, 1e-5));
-    } else if (sr_ratio > 1) {
-      sr = register_module("sr", nn::Conv2d(nn::Conv2dOptions(dim, dim, sr_ratio).stride(sr_ratio)));
-      norm = register_module("norm", layer_norm(dim, 1e-5));
-    }
-  }
-  torch::Tensor forward(const torch::Tensor& x, int64_t h, int64_t w) {
-    const auto b = x.size(0), n = x.size(1), c = x.size(2), hd = c / heads_;
-    auto qh = q(x).reshape({b, n, heads_, hd}).permute({0, 2, 1, 3});
-    auto src = x;
-    if (sr) {
-      auto grid = x.transpose(1, 2).reshape({b, c, h, w});
-      if (linear_) grid = F::adaptive_avg_pool2d(grid, F::AdaptiveAvgPool2dFuncOptions(7));
-      src = norm(sr(grid).flatten(2).transpose(1, 2));
-      if (linear_) src = torch::gelu(src);
-    }
-    auto kvh = kv(src).reshape({b, -1, 2, heads_, hd}).permute({2, 0, 3, 1, 4});
-    auto attn = torch::matmul(qh * std::pow(static_cast<double>(hd), -0.5), kvh[0].transpose(-2, -1)).softmax(-1);
-    return proj(torch::matmul(attn, kvh[1]).transpose(1, 2).reshape({b, n, c}));
-  }
-
- private:
-  int64_t heads_;
-  bool linear_;
-  nn::Linear q{nullptr}, kv{nullptr}, proj{nullptr};
-  nn::Conv2d sr{nullptr};
-  nn::LayerNorm norm{nullptr};
-};
-TORCH_MODULE(Attention);
-
 class BlockImpl : public nn::Module {
  public:
   BlockImpl(int64_t dim, int64_t heads, int64_t mlp_ratio, int64_t sr_ratio, bool linear, double drop_path_rate)
       : drop_path_rate_(drop_path_rate) {
     norm1 = register_module("norm1", layer_norm(dim, 1e-6));
-    attn = register_module("attn", Attention(dim, heads, sr_ratio, linear));
+    attn = register_module(
+        "attn", layers::SrAttention(layers::SrAttentionOptions(dim, heads).sr_ratio(sr_ratio).linear(linear)));
     norm2 = register_module("norm2", layer_norm(dim, 1e-6));
     mlp = register_module("mlp", Mlp(dim, dim * mlp_ratio, linear));
   }
@@ -105,7 +69,7 @@ class BlockImpl : public nn::Module {
  private:
   double drop_path_rate_;
   nn::LayerNorm norm1{nullptr}, norm2{nullptr};
-  Attention attn{nullptr};
+  layers::SrAttention attn{nullptr};
   Mlp mlp{nullptr};
 };
 TORCH_MODULE(Block);

@@ -10,6 +10,8 @@
 #include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/mlp.h"
+#include "timm/layers/window.h"
+#include "timm/models/swin_frame.h"
 
 namespace smp::timm {
 
@@ -24,20 +26,8 @@ struct SwinConfig {
   std::vector<int64_t> depths, num_heads, window_sizes;  // window size per stage
   int64_t img_size = 224;
 };
-constexpr int64_t kPatch = 4;
 
 nn::LayerNorm layer_norm(int64_t dim) { return nn::LayerNorm(nn::LayerNormOptions({dim})); }
-
-// [nW * B, wh * ww, C] windows of an NHWC map whose size is a multiple of the window.
-torch::Tensor window_partition(const torch::Tensor& x, int64_t wh, int64_t ww) {
-  const auto b = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
-  return x.view({b, h / wh, wh, w / ww, ww, c}).permute({0, 1, 3, 2, 4, 5}).reshape({-1, wh * ww, c});
-}
-
-torch::Tensor window_reverse(const torch::Tensor& windows, int64_t wh, int64_t ww, int64_t h, int64_t w) {
-  const auto c = windows.size(-1);
-  return windows.view({-1, h / wh, w / ww, wh, ww, c}).permute({0, 1, 3, 2, 4, 5}).reshape({-1, h, w, c});
-}
 
 class WindowAttentionImpl : public nn::Module {
  public:
@@ -89,41 +79,15 @@ class SwinBlockImpl : public nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x) {  // NHWC
     const auto b = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
-    auto y = x + layers::drop_path(shifted_window_attention(norm1(x)), drop_path_rate_, is_training());
+    auto attend = [this](const torch::Tensor& windows, const torch::Tensor& mask) { return attn(windows, mask); };
+    auto y = x + layers::drop_path(layers::shifted_window_attention(norm1(x), window_, window_, shift_, shift_, attend),
+                                   drop_path_rate_, is_training());
     auto flat = y.reshape({b, -1, c});
     flat = flat + layers::drop_path(mlp(norm2(flat)), drop_path_rate_, is_training());
     return flat.reshape({b, h, w, c});
   }
 
  private:
-  torch::Tensor shifted_window_attention(const torch::Tensor& x) {
-    const auto h = x.size(1), w = x.size(2), c = x.size(3);
-    auto y = shift_ ? torch::roll(x, {-shift_, -shift_}, {1, 2}) : x;
-    const auto pad_h = (window_ - h % window_) % window_, pad_w = (window_ - w % window_) % window_;
-    y = F::pad(y, F::PadFuncOptions({0, 0, 0, pad_w, 0, pad_h}));
-    const auto hp = y.size(1), wp = y.size(2);
-    auto windows = attn(window_partition(y, window_, window_), shift_ ? mask(hp, wp, x) : torch::Tensor());
-    y = window_reverse(windows.view({-1, window_, window_, c}), window_, window_, hp, wp);
-    y = y.slice(1, 0, h).slice(2, 0, w).contiguous();
-    return shift_ ? torch::roll(y, {shift_, shift_}, {1, 2}) : y;
-  }
-
-  // -100 between tokens that came from different regions before the cyclic shift.
-  torch::Tensor mask(int64_t hp, int64_t wp, const torch::Tensor& like) const {
-    auto img = torch::zeros({1, hp, wp, 1}, like.options());
-    const std::vector<std::pair<int64_t, int64_t>> spans_h = {{0, hp - window_}, {hp - window_, hp - shift_}, {hp - shift_, hp}};
-    const std::vector<std::pair<int64_t, int64_t>> spans_w = {{0, wp - window_}, {wp - window_, wp - shift_}, {wp - shift_, wp}};
-    double region = 0;
-    for (const auto& [h0, h1] : spans_h)
-      for (const auto& [w0, w1] : spans_w) {
-        img.slice(1, h0, h1).slice(2, w0, w1).fill_(region);
-        region += 1;
-      }
-    auto windows = window_partition(img, window_, window_).squeeze(-1);
-    auto diff = windows.unsqueeze(1) - windows.unsqueeze(2);
-    return torch::zeros_like(diff).masked_fill(diff != 0, -100.0);
-  }
-
   double drop_path_rate_;
   int64_t window_, shift_;
   nn::LayerNorm norm1{nullptr}, norm2{nullptr};
@@ -172,73 +136,15 @@ class SwinStageImpl : public nn::Module {
 };
 TORCH_MODULE(SwinStage);
 
-class SwinTransformerImpl : public BackboneImpl {
+class SwinTransformerImpl : public swin_frame::SwinFrameImpl {
  public:
   SwinTransformerImpl(const std::string& name, const SwinConfig& c, const ModelArgs& args)
-      : BackboneImpl(name, args) {
-    if (args.output_stride() != 32)
-      throw std::invalid_argument(name + " supports output_stride 32 only (got " +
-                                  std::to_string(args.output_stride()) + ")");
-    const auto n = static_cast<int64_t>(c.depths.size());
-    const int64_t last = layers::last_feature_index(args, n, name);
-    auto patch_embed = register_module("patch_embed", std::make_shared<nn::Module>());
-    proj_ = patch_embed->register_module(
-        "proj", nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c.embed_dim, kPatch).stride(kPatch)));
-    embed_norm_ = patch_embed->register_module("norm", layer_norm(c.embed_dim));
-    // timm's Swin defaults to drop_path_rate 0.1; here, as for every family, the default is 0.
-    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), c.depths);
-    layers_ = register_module("layers", nn::Sequential());
-    int64_t dim = c.embed_dim, grid = c.img_size / kPatch;
-    for (int64_t i = 0; i < n; ++i) {
-      const auto u = static_cast<size_t>(i);
-      const auto out = c.embed_dim << i;
-      if (i > 0) grid /= 2;
-      feature_info_.push_back({"layers." + std::to_string(i), out, kPatch << i});
-      if (i <= last)
-        layers_->push_back(SwinStage(dim, out, drop_path_rates[u], c.num_heads[u], c.window_sizes[u], grid));
-      dim = out;
-    }
-    if (args.features_only()) return;
-    norm_ = register_module("norm", layer_norm(dim));
-    if (args.num_classes() > 0) {
-      auto head = register_module("head", std::make_shared<nn::Module>());
-      fc_ = head->register_module("fc", nn::Linear(dim, args.num_classes()));
-    }
-  }
-
-  std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
-                                                   const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(layers_->size()), model_name());
-    std::vector<torch::Tensor> out;
-    auto y = embed(x);
-    for (int64_t i = 0; out.size() < indices.size(); ++i) {
-      y = layers_[static_cast<size_t>(i)]->as<SwinStage>()->forward(y);
-      if (i == indices[out.size()]) out.push_back(y.permute({0, 3, 1, 2}).contiguous());
-    }
-    return out;
-  }
-
-  torch::Tensor forward(const torch::Tensor& x) override {
-    check_classifier();
-    const auto pooled = norm_(layers_->forward(embed(x))).mean({1, 2});  // NHWC: pool over H, W
-    return classify(pooled, fc_);
-  }
-
-  std::vector<std::string> flattened_children() const override { return {"layers"}; }
-  std::string first_conv() const override { return "patch_embed.proj"; }
-
- private:
-  torch::Tensor embed(const torch::Tensor& x) {
-    if (x.size(2) % kPatch != 0 || x.size(3) % kPatch != 0)
-      throw std::invalid_argument(model_name() + ": input height and width must be divisible by 4, got " +
-                                  std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)));
-    return embed_norm_(proj_(x).permute({0, 2, 3, 1}));
-  }
-
-  nn::Conv2d proj_{nullptr};
-  nn::LayerNorm embed_norm_{nullptr}, norm_{nullptr};
-  nn::Sequential layers_{nullptr};
-  nn::Linear fc_{nullptr};
+      : SwinFrameImpl(name, args, {"layers", c.embed_dim, c.depths, c.img_size, true},
+                      [&c](const swin_frame::StageArgs& s) {
+                        const auto u = static_cast<size_t>(s.index);
+                        return nn::AnyModule(
+                            SwinStage(s.in, s.out, s.drop_path_rates, c.num_heads[u], c.window_sizes[u], s.grid));
+                      }) {}
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "timm/layers/helpers.h"
 #include "timm/layers/mlp.h"
 #include "timm/layers/window.h"
+#include "timm/models/swin_frame.h"
 
 namespace smp::timm {
 
@@ -28,7 +29,6 @@ struct SwinV2Config {
   std::vector<int64_t> pretrained_windows = {0, 0, 0, 0};
   int64_t num_classes = 1000;
 };
-constexpr int64_t kPatch = 4;
 
 nn::LayerNorm layer_norm(int64_t dim) { return nn::LayerNorm(nn::LayerNormOptions({dim})); }
 
@@ -160,74 +160,15 @@ class SwinV2StageImpl : public nn::Module {
 };
 TORCH_MODULE(SwinV2Stage);
 
-class SwinTransformerV2Impl : public BackboneImpl {
+class SwinTransformerV2Impl : public swin_frame::SwinFrameImpl {
  public:
   SwinTransformerV2Impl(const std::string& name, const SwinV2Config& c, const ModelArgs& args)
-      : BackboneImpl(name, args) {
-    if (args.output_stride() != 32)
-      throw std::invalid_argument(name + " supports output_stride 32 only (got " +
-                                  std::to_string(args.output_stride()) + ")");
-    const auto n = static_cast<int64_t>(c.depths.size());
-    const int64_t last = layers::last_feature_index(args, n, name);
-    auto patch_embed = register_module("patch_embed", std::make_shared<nn::Module>());
-    proj_ = patch_embed->register_module(
-        "proj", nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c.embed_dim, kPatch).stride(kPatch)));
-    embed_norm_ = patch_embed->register_module("norm", layer_norm(c.embed_dim));
-    // timm's default drop_path_rate here is 0.1; as for every family, the default is 0.
-    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), c.depths);
-    layers_ = register_module("layers", nn::Sequential());
-    int64_t dim = c.embed_dim, grid = c.img_size / kPatch;
-    for (int64_t i = 0; i < n; ++i) {
-      const auto u = static_cast<size_t>(i);
-      const auto out = c.embed_dim << i;
-      if (i > 0) grid /= 2;
-      feature_info_.push_back({"layers." + std::to_string(i), out, kPatch << i});
-      if (i <= last)
-        layers_->push_back(SwinV2Stage(dim, out, i > 0, drop_path_rates[u], c.num_heads[u], c.window, grid,
-                                       c.pretrained_windows[u]));
-      dim = out;
-    }
-    if (args.features_only()) return;
-    norm_ = register_module("norm", layer_norm(dim));
-    if (args.num_classes() > 0) {
-      auto head = register_module("head", std::make_shared<nn::Module>());
-      fc_ = head->register_module("fc", nn::Linear(dim, args.num_classes()));
-    }
-  }
-
-  std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
-                                                   const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(layers_->size()), model_name());
-    std::vector<torch::Tensor> out;
-    auto y = embed(x);
-    for (int64_t i = 0; out.size() < indices.size(); ++i) {
-      y = layers_[static_cast<size_t>(i)]->as<SwinV2Stage>()->forward(y);
-      if (i == indices[out.size()]) out.push_back(y.permute({0, 3, 1, 2}).contiguous());
-    }
-    return out;
-  }
-
-  torch::Tensor forward(const torch::Tensor& x) override {
-    check_classifier();
-    const auto pooled = norm_(layers_->forward(embed(x))).mean({1, 2});  // NHWC: pool over H, W
-    return classify(pooled, fc_);
-  }
-
-  std::vector<std::string> flattened_children() const override { return {"layers"}; }
-  std::string first_conv() const override { return "patch_embed.proj"; }
-
- private:
-  torch::Tensor embed(const torch::Tensor& x) {
-    if (x.size(2) % kPatch != 0 || x.size(3) % kPatch != 0)
-      throw std::invalid_argument(model_name() + ": input height and width must be divisible by 4, got " +
-                                  std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)));
-    return embed_norm_(proj_(x).permute({0, 2, 3, 1}));
-  }
-
-  nn::Conv2d proj_{nullptr};
-  nn::LayerNorm embed_norm_{nullptr}, norm_{nullptr};
-  nn::Sequential layers_{nullptr};
-  nn::Linear fc_{nullptr};
+      : SwinFrameImpl(name, args, {"layers", c.embed_dim, c.depths, c.img_size, true},
+                      [&c](const swin_frame::StageArgs& s) {
+                        const auto u = static_cast<size_t>(s.index);
+                        return nn::AnyModule(SwinV2Stage(s.in, s.out, s.index > 0, s.drop_path_rates, c.num_heads[u],
+                                                         c.window, s.grid, c.pretrained_windows[u]));
+                      }) {}
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "timm/layers/helpers.h"
 #include "timm/layers/mlp.h"
 #include "timm/layers/window.h"
+#include "timm/models/swin_frame.h"
 
 namespace smp::timm {
 
@@ -155,72 +156,18 @@ class SwinV2CrStageImpl : public nn::Module {
 };
 TORCH_MODULE(SwinV2CrStage);
 
-class SwinTransformerV2CrImpl : public BackboneImpl {
+class SwinTransformerV2CrImpl : public swin_frame::SwinFrameImpl {
  public:
   SwinTransformerV2CrImpl(const std::string& name, const SwinV2CrConfig& c, const ModelArgs& args)
-      : BackboneImpl(name, args) {
-    if (args.output_stride() != 32)
-      throw std::invalid_argument(name + " supports output_stride 32 only (got " +
-                                  std::to_string(args.output_stride()) + ")");
-    const auto n = static_cast<int64_t>(c.depths.size());
-    const int64_t last = layers::last_feature_index(args, n, name);
-    auto patch_embed = register_module("patch_embed", std::make_shared<nn::Module>());
-    proj_ = patch_embed->register_module(
-        "proj", nn::Conv2d(nn::Conv2dOptions(args.in_chans(), c.embed_dim, kPatch).stride(kPatch)));
-    embed_norm_ = patch_embed->register_module("norm", layer_norm(c.embed_dim));
-    const auto drop_path_rates = layers::drop_path_rates(args.drop_path_rate(), c.depths);
-    stages_ = register_module("stages", nn::Sequential());
-    int64_t grid = c.img_size / kPatch;
-    const int64_t window = grid / 8;  // timm's window_ratio
-    int64_t dim = c.embed_dim;
-    for (int64_t i = 0; i < n; ++i) {
-      const auto u = static_cast<size_t>(i);
-      if (i > 0) grid /= 2;
-      if (i <= last)
-        stages_->push_back(SwinV2CrStage(dim, i > 0, drop_path_rates[u], c.num_heads[u], window, grid,
-                                         c.extra_norm_stage || i + 1 == n, c.extra_norm_period));
-      if (i > 0) dim *= 2;
-      feature_info_.push_back({"stages." + std::to_string(i), dim, kPatch << i});
-    }
-    if (args.features_only()) return;
-    if (args.num_classes() > 0) {
-      auto head = register_module("head", std::make_shared<nn::Module>());
-      fc_ = head->register_module("fc", nn::Linear(dim, args.num_classes()));
-    }
-  }
-
-  std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
-                                                   const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(stages_->size()), model_name());
-    std::vector<torch::Tensor> out;
-    auto y = embed(x);
-    for (int64_t i = 0; out.size() < indices.size(); ++i) {
-      y = stages_[static_cast<size_t>(i)]->as<SwinV2CrStage>()->forward(y);
-      if (i == indices[out.size()]) out.push_back(y.permute({0, 3, 1, 2}).contiguous());
-    }
-    return out;
-  }
-
-  torch::Tensor forward(const torch::Tensor& x) override {
-    check_classifier();
-    return classify(stages_->forward(embed(x)).mean({1, 2}), fc_);  // NHWC: pool over H, W
-  }
-
-  std::vector<std::string> flattened_children() const override { return {"stages"}; }
-  std::string first_conv() const override { return "patch_embed.proj"; }
-
- private:
-  torch::Tensor embed(const torch::Tensor& x) {
-    if (x.size(2) % kPatch != 0 || x.size(3) % kPatch != 0)
-      throw std::invalid_argument(model_name() + ": input height and width must be divisible by 4, got " +
-                                  std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)));
-    return embed_norm_(proj_(x).permute({0, 2, 3, 1}));
-  }
-
-  nn::Conv2d proj_{nullptr};
-  nn::LayerNorm embed_norm_{nullptr};
-  nn::Sequential stages_{nullptr};
-  nn::Linear fc_{nullptr};
+      : SwinFrameImpl(name, args, {"stages", c.embed_dim, c.depths, c.img_size, false},
+                      [&c](const swin_frame::StageArgs& s) {
+                        const auto u = static_cast<size_t>(s.index);
+                        const auto n = static_cast<int64_t>(c.depths.size());
+                        const int64_t window = c.img_size / kPatch / 8;  // timm's window_ratio
+                        return nn::AnyModule(SwinV2CrStage(s.in, s.index > 0, s.drop_path_rates, c.num_heads[u],
+                                                           window, s.grid, c.extra_norm_stage || s.index + 1 == n,
+                                                           c.extra_norm_period));
+                      }) {}
 };
 
 }  // namespace

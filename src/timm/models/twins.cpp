@@ -9,6 +9,7 @@
 #include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/mlp.h"
+#include "timm/layers/sr_attention.h"
 
 namespace smp::timm {
 
@@ -59,34 +60,6 @@ class LocalAttnImpl : public nn::Module {
 };
 TORCH_MODULE(LocalAttn);
 
-// Global attention whose keys/values come from a strided-conv reduced grid.
-class GlobalAttnImpl : public nn::Module {
- public:
-  GlobalAttnImpl(int64_t dim, int64_t heads, int64_t sr_ratio) : heads_(heads) {
-    q = register_module("q", nn::Linear(dim, dim));
-    kv = register_module("kv", nn::Linear(dim, dim * 2));
-    proj = register_module("proj", nn::Linear(dim, dim));
-    if (sr_ratio > 1) {
-      sr = register_module("sr", nn::Conv2d(nn::Conv2dOptions(dim, dim, sr_ratio).stride(sr_ratio)));
-      norm = register_module("norm", layer_norm(dim, 1e-5));
-    }
-  }
-  torch::Tensor forward(const torch::Tensor& x, int64_t h, int64_t w) {
-    const auto b = x.size(0), n = x.size(1), c = x.size(2), hd = c / heads_;
-    auto qh = q(x).reshape({b, n, heads_, hd}).permute({0, 2, 1, 3});
-    auto src = sr ? norm(sr(x.transpose(1, 2).reshape({b, c, h, w})).flatten(2).transpose(1, 2)) : x;
-    auto t = kv(src).reshape({b, -1, 2, heads_, hd}).permute({2, 0, 3, 1, 4});
-    return proj(attend(qh, t[0], t[1]).transpose(1, 2).reshape({b, n, c}));
-  }
-
- private:
-  int64_t heads_;
-  nn::Linear q{nullptr}, kv{nullptr}, proj{nullptr};
-  nn::Conv2d sr{nullptr};
-  nn::LayerNorm norm{nullptr};
-};
-TORCH_MODULE(GlobalAttn);
-
 class BlockImpl : public nn::Module {
  public:
   BlockImpl(int64_t dim, int64_t heads, int64_t mlp_ratio, int64_t sr_ratio, int64_t window, double drop_path_rate)
@@ -95,7 +68,7 @@ class BlockImpl : public nn::Module {
     if (window > 1)
       local = register_module("attn", LocalAttn(dim, heads, window));
     else
-      global = register_module("attn", GlobalAttn(dim, heads, sr_ratio));
+      global = register_module("attn", layers::SrAttention(layers::SrAttentionOptions(dim, heads).sr_ratio(sr_ratio)));
     norm2 = register_module("norm2", layer_norm(dim, 1e-6));
     mlp = register_module("mlp", layers::Mlp(layers::MlpOptions(dim, dim * mlp_ratio)));
   }
@@ -109,7 +82,7 @@ class BlockImpl : public nn::Module {
   double drop_path_rate_;
   nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   LocalAttn local{nullptr};
-  GlobalAttn global{nullptr};
+  layers::SrAttention global{nullptr};
   layers::Mlp mlp{nullptr};
 };
 TORCH_MODULE(Block);
