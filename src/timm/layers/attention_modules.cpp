@@ -35,10 +35,19 @@ torch::Tensor EcaModuleImpl::forward(const torch::Tensor& x) {
   return x * torch::sigmoid(y).view({B, -1, 1, 1});
 }
 
+EffectiveSEModuleImpl::EffectiveSEModuleImpl(int64_t channels) {
+  fc_ = register_module("fc", nn::Conv2d(nn::Conv2dOptions(channels, channels, 1)));
+}
+
+torch::Tensor EffectiveSEModuleImpl::forward(const torch::Tensor& x) {
+  return x * torch::hardsigmoid(fc_(x.mean({2, 3}, /*keepdim=*/true)));
+}
+
 nn::AnyModule create_attn(const std::string& name, int64_t channels, double se_rd_ratio) {
   if (name == "se") return nn::AnyModule(SEModule(channels, se_rd_ratio));
   if (name == "eca") return nn::AnyModule(EcaModule(channels));
-  throw std::invalid_argument("unsupported attention layer '" + name + "' (supported: se, eca)");
+  if (name == "ese") return nn::AnyModule(EffectiveSEModule(channels));
+  throw std::invalid_argument("unsupported attention layer '" + name + "' (supported: se, eca, ese)");
 }
 
 }  // namespace smp::timm::layers

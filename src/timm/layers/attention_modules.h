@@ -1,4 +1,5 @@
-// timm's channel-attention modules as create_attn builds them: 'se' (SEModule) and 'eca' (EcaModule).
+// timm's channel-attention modules as create_attn builds them: 'se' (SEModule), 'eca' (EcaModule) and
+// 'ese' (EffectiveSEModule).
 #pragma once
 
 #include <torch/torch.h>
@@ -34,6 +35,17 @@ class EcaModuleImpl : public torch::nn::Module {
   torch::nn::Conv1d conv_{nullptr};
 };
 TORCH_MODULE(EcaModule);
+
+// timm's EffectiveSEModule ('ese'): one 1x1 conv (`fc`) on the pooled vector, hard-sigmoid gate.
+class EffectiveSEModuleImpl : public torch::nn::Module {
+ public:
+  explicit EffectiveSEModuleImpl(int64_t channels);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Conv2d fc_{nullptr};
+};
+TORCH_MODULE(EffectiveSEModule);
 
 // create_attn(name, channels) for "se" and "eca"; throws on other names.
 torch::nn::AnyModule create_attn(const std::string& name, int64_t channels, double se_rd_ratio = 1.0 / 16);

@@ -2,6 +2,7 @@
 #include <smp/timm.h>
 
 #include "timm/families.h"
+#include "timm/layers/attention_modules.h"
 #include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
 #include "timm/layers/mlp.h"
@@ -12,17 +13,6 @@ namespace rdnet {
 namespace {
 
 namespace nn = torch::nn;
-
-// EffectiveSEModule: one 1x1 conv ("fc") on the pooled vector and a hard-sigmoid gate.
-class EseImpl : public nn::Module {
- public:
-  explicit EseImpl(int64_t channels) { fc_ = register_module("fc", nn::Conv2d(nn::Conv2dOptions(channels, channels, 1))); }
-  torch::Tensor forward(const torch::Tensor& x) { return x * torch::hardsigmoid(fc_(x.mean({2, 3}, /*keepdim=*/true))); }
-
- private:
-  nn::Conv2d fc_{nullptr};
-};
-TORCH_MODULE(Ese);
 
 // DenseBlock: 7x7 depthwise -> LayerNorm2d -> 1x1 -> GELU -> 1x1 (-> ESE), scaled by gamma; its output
 // is the block's growth, concatenated to the stage's running feature list.
@@ -38,7 +28,7 @@ class DenseBlockImpl : public nn::Module {
     layers_->push_back(nn::Conv2d(nn::Conv2dOptions(in, inter, 1)));
     layers_->push_back(nn::GELU());
     layers_->push_back(nn::Conv2d(nn::Conv2dOptions(inter, growth, 1)));
-    if (ese) layers_->push_back(Ese(growth));
+    if (ese) layers_->push_back(layers::EffectiveSEModule(growth));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto y = layers_->forward(x).mul(gamma.view({1, -1, 1, 1}));

@@ -56,19 +56,6 @@ class ConvBnImpl : public nn::Module {
 };
 TORCH_MODULE(ConvBn);
 
-// timm's EffectiveSEModule: a single 1x1 conv on the pooled vector and a hard-sigmoid gate.
-class EseImpl : public nn::Module {
- public:
-  explicit EseImpl(int64_t channels) { fc_ = register_module("fc", nn::Conv2d(nn::Conv2dOptions(channels, channels, 1))); }
-  torch::Tensor forward(const torch::Tensor& x) {
-    return x * torch::hardsigmoid(fc_(x.mean({2, 3}, /*keepdim=*/true)));
-  }
-
- private:
-  nn::Conv2d fc_{nullptr};
-};
-TORCH_MODULE(Ese);
-
 class OsaBlockImpl : public nn::Module {
  public:
   OsaBlockImpl(int64_t in, int64_t mid, int64_t out, const VovCfg& c, bool residual, const std::string& attn,
@@ -82,11 +69,8 @@ class OsaBlockImpl : public nn::Module {
       next_in = mid;
     }
     conv_concat_ = register_module("conv_concat", ConvBn(in + c.layer_per_block * mid, out, 1, 1, false, c.evonorm));
-    if (attn == "ese") {
-      attn_ = nn::AnyModule(Ese(out));
-      register_module("attn", attn_.ptr());
-    } else if (attn == "eca") {
-      attn_ = nn::AnyModule(layers::EcaModule(out));
+    if (!attn.empty()) {
+      attn_ = layers::create_attn(attn, out);
       register_module("attn", attn_.ptr());
     }
   }
