@@ -8,6 +8,7 @@
 #include "timm/layers/helpers.h"
 #include "timm/layers/mobileone.h"
 #include "timm/layers/norm_act.h"
+#include "timm/models/ghost_frame.h"
 
 namespace smp::timm {
 
@@ -119,8 +120,8 @@ class GhostModuleV3Impl : public nn::Module, public layers::Reparameterizable {
     const auto act = layers::get_act(act_);
     torch::Tensor x1, x2;
     if (primary_conv_) {
-      x1 = act(primary_conv_(x));
-      x2 = act(cheap_operation_(x1));
+      x1 = act(primary_conv_->forward(x));
+      x2 = act(cheap_operation_->forward(x1));
     } else {
       for (const auto& m : *primary_rpr_conv_) {
         auto y = m->as<ConvBnActImpl>()->forward(x);
@@ -140,8 +141,9 @@ class GhostModuleV3Impl : public nn::Module, public layers::Reparameterizable {
     if (primary_conv_) return false;
     auto [pw, pb] = fold(primary_rpr_conv_, nullptr, nullptr, 1, init_, 1);
     auto [cw, cb] = fold(cheap_rpr_conv_, cheap_rpr_scale_, cheap_rpr_skip_, 3, init_, init_);
-    primary_conv_ = register_module("primary_conv", layers::folded_conv(pw, pb, 1, 1));
-    cheap_operation_ = register_module("cheap_operation", layers::folded_conv(cw, cb, 1, init_));
+    // timm keeps each folded conv in a Sequential with its activation: ".0." in the names.
+    primary_conv_ = register_module("primary_conv", nn::Sequential(layers::folded_conv(pw, pb, 1, 1)));
+    cheap_operation_ = register_module("cheap_operation", nn::Sequential(layers::folded_conv(cw, cb, 1, init_)));
     unregister_module("primary_rpr_conv");
     unregister_module("cheap_rpr_conv");
     unregister_module("cheap_rpr_scale");
@@ -159,16 +161,11 @@ class GhostModuleV3Impl : public nn::Module, public layers::Reparameterizable {
   nn::ModuleList primary_rpr_conv_{nullptr}, cheap_rpr_conv_{nullptr};
   layers::BatchNormAct2d cheap_rpr_skip_{nullptr};
   ConvBnAct cheap_rpr_scale_{nullptr};
-  nn::Sequential short_conv_{nullptr};
-  nn::Conv2d primary_conv_{nullptr}, cheap_operation_{nullptr};
+  nn::Sequential short_conv_{nullptr}, primary_conv_{nullptr}, cheap_operation_{nullptr};
 };
 TORCH_MODULE(GhostModuleV3);
 
-struct BlockCfg {
-  int64_t k, exp, c;
-  double se;
-  int64_t s;
-};
+using ghost_frame::BlockCfg;
 
 // Ghost bottleneck: ghost expansion, strided depthwise conv (stride > 1), squeeze-excite, ghost
 // projection, plus a residual (depthwise + pointwise conv-BN when the shape changes).
@@ -242,8 +239,8 @@ class GhostBottleneckImpl : public nn::Module, public layers::Reparameterizable 
 };
 TORCH_MODULE(GhostBottleneck);
 
-const std::vector<std::vector<BlockCfg>>& stage_cfgs() {
-  static const std::vector<std::vector<BlockCfg>> cfgs = {
+const ghost_frame::StageCfgs& stage_cfgs() {
+  static const ghost_frame::StageCfgs cfgs = {
       {{3, 16, 16, 0, 1}},
       {{3, 48, 24, 0, 2}},
       {{3, 72, 24, 0, 1}},
@@ -257,100 +254,13 @@ const std::vector<std::vector<BlockCfg>>& stage_cfgs() {
   return cfgs;
 }
 
-class GhostNetImpl : public BackboneImpl {
+class GhostNetImpl : public ghost_frame::GhostFrameImpl {
  public:
-  GhostNetImpl(const std::string& name, const GhostConfig& c, const ModelArgs& args) : BackboneImpl(name, args) {
-    if (args.output_stride() != 32)
-      throw std::invalid_argument(name + " supports output_stride 32 only (got " +
-                                  std::to_string(args.output_stride()) + ")");
-    auto div4 = [&](double v) { return layers::make_divisible(v * c.width, 4); };
-    const int64_t stem = div4(16);
-    conv_stem_ = register_module("conv_stem", conv(args.in_chans(), stem, 3, 2));
-    bn1_ = register_module("bn1", layers::BatchNormAct2d(stem, "relu"));
-    feature_info_.push_back({"conv_stem", stem, 2});
-
-    // Feature points: the stem conv, then every stage whose last block is strided.
-    const auto& cfgs = stage_cfgs();
-    std::vector<int64_t> feature_stage = {-1};
-    int64_t reduction = 2, prev = stem;
-    {
-      int64_t ch = stem;
-      for (size_t i = 0; i < cfgs.size(); ++i) {
-        ch = div4(static_cast<double>(cfgs[i].back().c));
-        if (cfgs[i].back().s > 1) {
-          reduction *= 2;
-          feature_info_.push_back({"blocks." + std::to_string(i), ch, reduction});
-          feature_stage.push_back(static_cast<int64_t>(i));
-        }
-      }
-    }
-    const int64_t last_feature = layers::last_feature_index(args, static_cast<int64_t>(feature_info_.size()), name);
-    const int64_t last_stage = args.features_only() ? feature_stage[static_cast<size_t>(last_feature)]
-                                                    : static_cast<int64_t>(cfgs.size());
-    blocks_ = register_module("blocks", nn::ModuleList());
-    int64_t layer_idx = 0;
-    for (int64_t i = 0; i < static_cast<int64_t>(cfgs.size()) && i <= last_stage; ++i) {
-      nn::Sequential stage;
-      for (const auto& b : cfgs[static_cast<size_t>(i)]) {
-        const int64_t out = div4(static_cast<double>(b.c)), mid = div4(static_cast<double>(b.exp));
-        stage->push_back(GhostBottleneck(prev, mid, out, b.k, b.s, b.se, c.version, layer_idx > 1));
-        prev = out;
-        ++layer_idx;
-      }
-      blocks_->push_back(stage);
-    }
-    if (args.features_only()) return;
-    const int64_t out = div4(960);
-    blocks_->push_back(nn::Sequential(ConvBnAct(prev, out, 1, 1, 1, "relu")));
-    conv_head_ = register_module("conv_head", conv(out, 1280, 1, 1, 1, true));
-    if (args.num_classes() > 0) classifier_ = register_module("classifier", nn::Linear(1280, args.num_classes()));
-    feature_stage_ = feature_stage;
-  }
-
-  std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
-                                                   const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(feature_info_.size()), model_name());
-    std::vector<torch::Tensor> out;
-    auto y = conv_stem_(x);
-    size_t next = 0;
-    if (indices[0] == 0) {
-      out.push_back(y);
-      ++next;
-    }
-    if (next == indices.size()) return out;
-    y = bn1_(y);
-    for (size_t i = 0; next < indices.size() && i < blocks_->size(); ++i) {
-      y = blocks_[i]->as<nn::Sequential>()->forward(y);
-      if (stage_of(indices[next]) == static_cast<int64_t>(i)) {
-        out.push_back(y);
-        ++next;
-      }
-    }
-    return out;
-  }
-
-  torch::Tensor forward(const torch::Tensor& x) override {
-    check_classifier();
-    auto y = bn1_(conv_stem_(x));
-    for (const auto& stage : *blocks_) y = stage->as<nn::Sequential>()->forward(y);
-    y = torch::relu(conv_head_(y.mean({2, 3}, /*keepdim=*/true))).flatten(1);
-    return classify(y, classifier_);
-  }
-
-  std::vector<std::string> flattened_children() const override { return {"blocks"}; }
-  std::string first_conv() const override { return "conv_stem"; }
-
- private:
-  int64_t stage_of(int64_t feature) const {
-    const auto& m = feature_info_[static_cast<size_t>(feature)].module;
-    return feature == 0 ? -1 : std::stoll(m.substr(m.find('.') + 1));
-  }
-
-  nn::Conv2d conv_stem_{nullptr}, conv_head_{nullptr};
-  layers::BatchNormAct2d bn1_{nullptr};
-  nn::ModuleList blocks_{nullptr};
-  nn::Linear classifier_{nullptr};
-  std::vector<int64_t> feature_stage_;
+  GhostNetImpl(const std::string& name, const GhostConfig& c, const ModelArgs& args)
+      : GhostFrameImpl(name, args, c.width, stage_cfgs(), [&c](const ghost_frame::BlockArgs& b) {
+          return nn::AnyModule(
+              GhostBottleneck(b.in, b.mid, b.out, b.cfg.k, b.cfg.s, b.cfg.se, c.version, b.index > 1));
+        }) {}
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "timm/layers/helpers.h"
 #include "timm/layers/mobileone.h"
 #include "timm/layers/norm_act.h"
+#include "timm/models/ghost_frame.h"
 
 namespace smp::timm {
 
@@ -55,11 +56,7 @@ class RepGhostModuleImpl : public nn::Module, public layers::Reparameterizable {
 };
 TORCH_MODULE(RepGhostModule);
 
-struct BlockCfg {
-  int64_t k, exp, c;
-  double se;
-  int64_t s;
-};
+using ghost_frame::BlockCfg;
 
 class RepGhostBottleneckImpl : public nn::Module {
  public:
@@ -96,8 +93,8 @@ class RepGhostBottleneckImpl : public nn::Module {
 };
 TORCH_MODULE(RepGhostBottleneck);
 
-const std::vector<std::vector<BlockCfg>>& stage_cfgs() {
-  static const std::vector<std::vector<BlockCfg>> cfgs = {
+const ghost_frame::StageCfgs& stage_cfgs() {
+  static const ghost_frame::StageCfgs cfgs = {
       {{3, 8, 16, 0, 1}},
       {{3, 24, 24, 0, 2}},
       {{3, 36, 24, 0, 1}},
@@ -111,89 +108,12 @@ const std::vector<std::vector<BlockCfg>>& stage_cfgs() {
   return cfgs;
 }
 
-class RepGhostNetImpl : public BackboneImpl {
+class RepGhostNetImpl : public ghost_frame::GhostFrameImpl {
  public:
-  RepGhostNetImpl(const std::string& name, double width, const ModelArgs& args) : BackboneImpl(name, args) {
-    if (args.output_stride() != 32)
-      throw std::invalid_argument(name + " supports output_stride 32 only (got " +
-                                  std::to_string(args.output_stride()) + ")");
-    auto div4 = [&](double v) { return layers::make_divisible(v * width, 4); };
-    const int64_t stem = div4(16);
-    conv_stem_ = register_module("conv_stem", conv(args.in_chans(), stem, 3, 2));
-    bn1_ = register_module("bn1", layers::BatchNormAct2d(stem, "relu"));
-    feature_info_.push_back({"conv_stem", stem, 2});
-
-    // Feature points: the stem conv, then every stage whose last block is strided.
-    const auto& cfgs = stage_cfgs();
-    std::vector<int64_t> feature_stage = {-1};
-    int64_t reduction = 2;
-    for (size_t i = 0; i < cfgs.size(); ++i) {
-      if (cfgs[i].back().s > 1) {
-        reduction *= 2;
-        feature_info_.push_back({"blocks." + std::to_string(i), div4(static_cast<double>(cfgs[i].back().c)), reduction});
-        feature_stage.push_back(static_cast<int64_t>(i));
-      }
-    }
-    const int64_t last_feature = layers::last_feature_index(args, static_cast<int64_t>(feature_info_.size()), name);
-    const int64_t last_stage = args.features_only() ? feature_stage[static_cast<size_t>(last_feature)]
-                                                    : static_cast<int64_t>(cfgs.size());
-    blocks_ = register_module("blocks", nn::ModuleList());
-    int64_t prev = stem;
-    for (int64_t i = 0; i < static_cast<int64_t>(cfgs.size()) && i <= last_stage; ++i) {
-      nn::Sequential stage;
-      for (const auto& b : cfgs[static_cast<size_t>(i)]) {
-        const int64_t out = div4(static_cast<double>(b.c)), mid = div4(static_cast<double>(b.exp));
-        stage->push_back(RepGhostBottleneck(prev, mid, out, b.k, b.s, b.se));
-        prev = out;
-      }
-      blocks_->push_back(stage);
-    }
-    if (args.features_only()) return;
-    const int64_t out = div4(960);
-    blocks_->push_back(nn::Sequential(layers::EffConvBnAct(prev, out, 1, 1, 1, "relu")));
-    conv_head_ = register_module("conv_head", conv(out, 1280, 1, 1, 1, true));
-    if (args.num_classes() > 0) classifier_ = register_module("classifier", nn::Linear(1280, args.num_classes()));
-  }
-
-  std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x,
-                                                   const std::vector<int64_t>& indices) override {
-    layers::check_feature_indices(indices, static_cast<int64_t>(feature_info_.size()), model_name());
-    std::vector<torch::Tensor> out;
-    auto y = conv_stem_(x);
-    size_t next = 0;
-    if (indices[0] == 0) {
-      out.push_back(y);
-      ++next;
-    }
-    if (next == indices.size()) return out;
-    y = bn1_(y);
-    for (size_t i = 0; next < indices.size() && i < blocks_->size(); ++i) {
-      y = blocks_[i]->as<nn::Sequential>()->forward(y);
-      const auto& m = feature_info_[static_cast<size_t>(indices[next])].module;
-      if (m == "blocks." + std::to_string(i)) {
-        out.push_back(y);
-        ++next;
-      }
-    }
-    return out;
-  }
-
-  torch::Tensor forward(const torch::Tensor& x) override {
-    check_classifier();
-    auto y = bn1_(conv_stem_(x));
-    for (const auto& stage : *blocks_) y = stage->as<nn::Sequential>()->forward(y);
-    y = torch::relu(conv_head_(y.mean({2, 3}, /*keepdim=*/true))).flatten(1);
-    return classify(y, classifier_);
-  }
-
-  std::vector<std::string> flattened_children() const override { return {"blocks"}; }
-  std::string first_conv() const override { return "conv_stem"; }
-
- private:
-  nn::Conv2d conv_stem_{nullptr}, conv_head_{nullptr};
-  layers::BatchNormAct2d bn1_{nullptr};
-  nn::ModuleList blocks_{nullptr};
-  nn::Linear classifier_{nullptr};
+  RepGhostNetImpl(const std::string& name, double width, const ModelArgs& args)
+      : GhostFrameImpl(name, args, width, stage_cfgs(), [](const ghost_frame::BlockArgs& b) {
+          return nn::AnyModule(RepGhostBottleneck(b.in, b.mid, b.out, b.cfg.k, b.cfg.s, b.cfg.se));
+        }) {}
 };
 
 }  // namespace
