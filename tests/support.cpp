@@ -97,4 +97,8 @@ void expect_classifier_logits(const std::string& file, std::vector<int64_t> inpu
   }
 }
 
+double relative_max_error(const torch::Tensor& got, const torch::Tensor& want) {
+  return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
+}
+
 }  // namespace smp::test

@@ -33,6 +33,8 @@ smp::SegmentationModel small_unet();
 // State-dict keys of a module, sorted.
 std::vector<std::string> keys(const torch::nn::Module& module);
 bool has_prefix(const std::vector<std::string>& keys, const std::string& prefix);
+// Largest absolute difference relative to the largest magnitude of `want`.
+double relative_max_error(const torch::Tensor& got, const torch::Tensor& want);
 // The message of the exception `fn` throws, or "(no error)".
 std::string error_of(const std::function<void()>& fn);
 std::vector<int64_t> reductions(const smp::timm::FeaturesImpl& features);

@@ -5,6 +5,7 @@
 #include <smp/io.h>
 #include <smp/timm.h>
 
+#include "support.h"
 #include "timm/models/efficientnet_builder.h"
 
 namespace {
@@ -326,7 +327,7 @@ TEST(EfficientNet, ClassifierLogitsMatchTimm) {
     torch::NoGradGuard no_grad;
     auto got = model->forward(x);
     ASSERT_EQ(got.sizes(), want.sizes()) << name;
-    EXPECT_LE((got - want).abs().max().item<double>() / want.abs().max().item<double>(), 1e-4) << name;
+    EXPECT_LE(smp::test::relative_max_error(got, want), 1e-4) << name;
   }
 }
 

@@ -17,11 +17,6 @@ using smp::timm::ModelArgs;
 
 namespace {
 
-// Largest absolute difference relative to the largest magnitude of `want`.
-double relative_max_error(const torch::Tensor& got, const torch::Tensor& want) {
-  return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
-}
-
 TEST(FastVit, RegistersEveryFastVitName) {
   EXPECT_EQ(smp::timm::list_models("fastvit*"),
             (std::vector<std::string>{"fastvit_ma36", "fastvit_mci0", "fastvit_mci1", "fastvit_mci2", "fastvit_mci3",

@@ -1,9 +1,12 @@
 // The models of timm's repvit.py: RepViT, a mobile CNN laid out like a ViT (depthwise token mixer
 // with a re-parameterisable identity branch, 1x1 conv MLP channel mixer, SE on every other block).
+// reparameterize() folds as timm's fuse(): every conv-BN into one biased conv, each token mixer's
+// branches into one conv, and the two classifier heads into one Linear "head".
 #include "timm/families.h"
 #include "timm/layers/attention_modules.h"
 #include "timm/layers/drop_path.h"
 #include "timm/layers/helpers.h"
+#include "timm/layers/mobileone.h"
 
 namespace smp::timm {
 
@@ -17,43 +20,100 @@ struct RepVitConfig {
   bool legacy = false;
 };
 
+// Scale and shift of an eval-mode BatchNorm as a per-channel affine map.
+std::pair<torch::Tensor, torch::Tensor> bn_affine(const torch::Tensor& weight, const torch::Tensor& bias,
+                                                  const torch::Tensor& mean, const torch::Tensor& var, double eps) {
+  auto scale = weight / (var + eps).sqrt();
+  return {scale, bias - mean * scale};
+}
+
+// Replaces `m`'s children by one biased conv whose parameters sit on `m` itself ("weight", "bias"),
+// which is where timm's fuse() puts them.
+nn::Conv2d adopt_folded(nn::Module& m, const torch::Tensor& w, const torch::Tensor& b, int64_t stride, int64_t groups) {
+  for (const auto& name : std::vector<std::string>{"c", "bn", "conv", "conv1"})
+    if (m.named_children().contains(name)) m.unregister_module(name);
+  auto folded = layers::folded_conv(w, b, stride, groups);
+  m.register_parameter("weight", folded->weight);
+  m.register_parameter("bias", folded->bias);
+  return folded;
+}
+
 // Conv without bias ("c") and BatchNorm ("bn").
-class ConvNormImpl : public nn::Module {
+class ConvNormImpl : public nn::Module, public layers::Reparameterizable {
  public:
-  ConvNormImpl(int64_t in, int64_t out, int64_t k = 1, int64_t stride = 1, int64_t groups = 1) {
+  ConvNormImpl(int64_t in, int64_t out, int64_t k = 1, int64_t stride = 1, int64_t groups = 1)
+      : stride_(stride), groups_(groups) {
     c_ = register_module(
         "c", nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding((k - 1) / 2).groups(groups).bias(false)));
     bn_ = register_module("bn", nn::BatchNorm2d(out));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return bn_(c_(x)); }
+  torch::Tensor forward(const torch::Tensor& x) { return folded_ ? folded_(x) : bn_(c_(x)); }
+  // The conv-BN pair as one (weight, bias).
+  std::pair<torch::Tensor, torch::Tensor> fused() const {
+    auto [scale, shift] = bn_affine(bn_->weight, bn_->bias, bn_->running_mean, bn_->running_var, bn_->options.eps());
+    return {c_->weight * scale.view({-1, 1, 1, 1}), shift};
+  }
+  bool reparameterize() override {
+    if (folded_) return false;
+    torch::NoGradGuard no_grad;
+    auto [w, b] = fused();
+    folded_ = adopt_folded(*this, w, b, stride_, groups_);
+    c_ = nullptr;
+    bn_ = nullptr;
+    return true;
+  }
 
  private:
-  nn::Conv2d c_{nullptr};
+  int64_t stride_, groups_;
+  nn::Conv2d c_{nullptr}, folded_{nullptr};
   nn::BatchNorm2d bn_{nullptr};
 };
 TORCH_MODULE(ConvNorm);
 
 // Depthwise kxk conv-BN + depthwise 1x1 (conv-BN when legacy, else a biased conv) + identity; the
 // newer models normalise the sum.
-class RepVggDwImpl : public nn::Module {
+class RepVggDwImpl : public nn::Module, public layers::Reparameterizable {
  public:
-  RepVggDwImpl(int64_t dim, int64_t k, bool legacy) {
+  RepVggDwImpl(int64_t dim, int64_t k, bool legacy) : dim_(dim), k_(k) {
     conv_ = register_module("conv", ConvNorm(dim, dim, k, 1, dim));
     if (legacy) {
-      conv1_ = register_module("conv1", ConvNorm(dim, dim, 1, 1, dim));
+      conv1_norm_ = register_module("conv1", ConvNorm(dim, dim, 1, 1, dim));
     } else {
       conv1_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(dim, dim, 1).groups(dim)));
       bn_ = register_module("bn", nn::BatchNorm2d(dim));
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = conv_(x) + conv1_.forward(x) + x;
+    if (folded_) return folded_(x);
+    auto y = conv_(x) + (conv1_norm_ ? conv1_norm_(x) : conv1_(x)) + x;
     return bn_ ? bn_(y) : y;
+  }
+  bool reparameterize() override {
+    if (folded_) return false;
+    torch::NoGradGuard no_grad;
+    auto [w, b] = conv_->fused();
+    auto [w1, b1] = conv1_norm_ ? conv1_norm_->fused() : std::make_pair(conv1_->weight, conv1_->bias);
+    const int64_t p = (k_ - 1) / 2;
+    w = w + torch::constant_pad_nd(w1, {p, p, p, p}) + layers::identity_kernel(dim_, dim_, k_, k_, w.options());
+    b = b + b1;
+    if (bn_) {
+      auto [scale, shift] = bn_affine(bn_->weight, bn_->bias, bn_->running_mean, bn_->running_var, bn_->options.eps());
+      w = w * scale.view({-1, 1, 1, 1});
+      b = b * scale + shift;
+      unregister_module("bn");
+      bn_ = nullptr;
+    }
+    folded_ = adopt_folded(*this, w, b, 1, dim_);
+    conv_ = nullptr;
+    conv1_norm_ = nullptr;
+    conv1_ = nullptr;
+    return true;
   }
 
  private:
-  ConvNorm conv_{nullptr};
-  nn::AnyModule conv1_;
+  int64_t dim_, k_;
+  ConvNorm conv_{nullptr}, conv1_norm_{nullptr};
+  nn::Conv2d conv1_{nullptr}, folded_{nullptr};
   nn::BatchNorm2d bn_{nullptr};
 };
 TORCH_MODULE(RepVggDw);
@@ -135,6 +195,11 @@ class NormLinearImpl : public nn::Module {
     l_ = register_module("l", nn::Linear(in, out));
   }
   torch::Tensor forward(const torch::Tensor& x) { return l_(bn_(x)); }
+  // BatchNorm and Linear as one (weight, bias).
+  std::pair<torch::Tensor, torch::Tensor> fused() const {
+    auto [scale, shift] = bn_affine(bn_->weight, bn_->bias, bn_->running_mean, bn_->running_var, bn_->options.eps());
+    return {l_->weight * scale.unsqueeze(0), torch::mv(l_->weight, shift) + l_->bias};
+  }
 
  private:
   nn::BatchNorm1d bn_{nullptr};
@@ -142,7 +207,7 @@ class NormLinearImpl : public nn::Module {
 };
 TORCH_MODULE(NormLinear);
 
-class RepVitImpl : public BackboneImpl {
+class RepVitImpl : public BackboneImpl, public layers::Reparameterizable {
  public:
   RepVitImpl(const std::string& name, const RepVitConfig& c, const ModelArgs& args) : BackboneImpl(name, args) {
     if (args.output_stride() != 32)
@@ -185,8 +250,25 @@ class RepVitImpl : public BackboneImpl {
     check_classifier();
     auto y = stages_->forward(stem_conv2_(torch::gelu(stem_conv1_(x)))).mean({2, 3});
     y = layers::dropout(y, head_drop_rate(), is_training());
+    if (fc_) return fc_(y);
     if (!head_) return y;
     return (head_(y) + head_dist_(y)) / 2;
+  }
+
+  // The two heads become their mean, one Linear "head" (timm's fuse of the distilled classifier).
+  bool reparameterize() override {
+    if (!head_) return false;
+    torch::NoGradGuard no_grad;
+    auto [w, b] = head_->fused();
+    auto [wd, bd] = head_dist_->fused();
+    unregister_module("head");
+    fc_ = register_module("head", nn::Linear(w.size(1), w.size(0)));
+    fc_->to(w.device(), w.scalar_type());
+    fc_->weight.copy_((w + wd) / 2);
+    fc_->bias.copy_((b + bd) / 2);
+    head_ = nullptr;
+    head_dist_ = nullptr;
+    return true;
   }
 
   std::vector<std::string> flattened_children() const override { return {"stages"}; }
@@ -196,6 +278,7 @@ class RepVitImpl : public BackboneImpl {
   ConvNorm stem_conv1_{nullptr}, stem_conv2_{nullptr};
   nn::Sequential stages_{nullptr};
   NormLinear head_{nullptr}, head_dist_{nullptr};
+  nn::Linear fc_{nullptr};  // the folded classifier
 };
 
 }  // namespace
