@@ -5,6 +5,8 @@
 
 using namespace smp::test;
 
+extern "C" int openblas_get_num_threads() __attribute__((weak));
+
 TEST(Words, ParseJsonBareAndPythonValues) {
   auto j = smp::parse_words({"a=3", "b=null", "c=None", "d=True", "e=[0,2,4]", "f=last", "g=\"last\"",
                              "h={'classes': 4, 'dropout': None}", "i=tu-resnet18", "j=0.5"});
@@ -109,6 +111,15 @@ TEST(Threads, FarMoreThanTheMachineCanUseAreRefused) {
   if (old) setenv("SMP_NUM_THREADS", saved.c_str(), 1); else unsetenv("SMP_NUM_THREADS");
   EXPECT_NE(message.find("SMP_NUM_THREADS = 100000"), std::string::npos) << message;
   EXPECT_EQ(smp::configure_threads(2), 2);
+}
+
+// OpenBLAS (install-deps.sh installs it) keeps one thread per call, so its pool never competes with
+// LibTorch's intra-op threads.
+TEST(Threads, OpenBlasRunsOneThreadPerCall) {
+  ASSERT_NE(openblas_get_num_threads, nullptr) << "LibTorch is not linked against OpenBLAS";
+  smp::configure_threads(2);
+  EXPECT_EQ(openblas_get_num_threads(), 1);
+  EXPECT_EQ(torch::get_num_threads(), 2);
 }
 
 // smp's freeze_encoder: no gradients into the encoder, and its BatchNorms keep their statistics

@@ -32,7 +32,8 @@
 
 namespace smp {
 
-// Sets LibTorch's intra-op thread count: `threads` > 0, else SMP_NUM_THREADS, else all cores.
+// Sets LibTorch's intra-op thread count: `threads` > 0, else SMP_NUM_THREADS, else all cores; OpenBLAS
+// gets one thread per call (its own pool would compete with LibTorch's).
 // Returns the count in use.
 int configure_threads(int threads = 0);
 

@@ -7,6 +7,11 @@
 #include <limits>
 #include <thread>
 
+// OpenBLAS, the BLAS of Debian's LibTorch, runs its own thread pool beside LibTorch's; the two spin
+// against each other on the same cores (a ViT-S forward was 4x slower here). One BLAS thread per call
+// leaves the parallel work to LibTorch's threads. Weak: absent with another BLAS.
+extern "C" void openblas_set_num_threads(int threads) __attribute__((weak));
+
 namespace smp {
 
 int configure_threads(int threads) {
@@ -30,6 +35,7 @@ int configure_threads(int threads) {
     throw std::invalid_argument(fmt::format("{} = {} is more than this machine can use ({} cores); give at most {}",
                                             given, threads, cores, most));
   torch::set_num_threads(threads);
+  if (openblas_set_num_threads) openblas_set_num_threads(1);
   return threads;
 }
 
